@@ -1,0 +1,362 @@
+//! The Kademlia routing table: k-buckets with least-recently-seen eviction
+//! guarded by a ping (the original paper's policy: a live old contact is
+//! never displaced by a new one).
+
+use super::key::Distance;
+use crate::identity::NodeId;
+use crate::node::Addr;
+use crate::time::Instant;
+
+/// A contact: a node's identifier and the transport address it was last seen at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PeerInfo {
+    /// The node's identifier.
+    pub id: NodeId,
+    /// Where it was last reached.
+    pub addr: Addr,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    peer: PeerInfo,
+    /// Consecutive failed requests since the last response.
+    failures: u32,
+}
+
+/// A replacement waiting for the bucket's least-recently-seen contact to
+/// answer (or not) a liveness ping.
+#[derive(Clone, Debug)]
+struct Pending {
+    candidate: PeerInfo,
+    pinged: NodeId,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Least recently seen first.
+    entries: Vec<Entry>,
+    pending: Option<Pending>,
+    /// When a lookup last targeted an identifier in this bucket.
+    last_refreshed: Instant,
+}
+
+/// What the table did with a contact it has just heard from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeenOutcome {
+    /// The contact is new and was added.
+    Inserted,
+    /// The contact was known; it is now the most recently seen.
+    Refreshed,
+    /// The contact was known under another address, which was updated.
+    AddressChanged,
+    /// The bucket is full: ping this least-recently-seen contact, and the
+    /// newcomer replaces it if the ping fails.
+    PingLeastRecent(PeerInfo),
+    /// The bucket is full and already has a replacement waiting; dropped.
+    Dropped,
+    /// The local node's own identifier; never stored.
+    IsLocal,
+}
+
+/// The result of removing or evicting a contact.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// The contact that left the table, if it was there.
+    pub removed: Option<PeerInfo>,
+    /// A waiting replacement that took its place.
+    pub promoted: Option<PeerInfo>,
+}
+
+/// k-buckets indexed by the number of leading bits a contact's identifier
+/// shares with the local identifier. Buckets are created on demand, so the
+/// long tail of empty near buckets costs nothing.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    local: NodeId,
+    k: usize,
+    buckets: Vec<Bucket>,
+    len: usize,
+}
+
+impl RoutingTable {
+    /// An empty table for `local` with buckets of at most `k` contacts.
+    pub fn new(local: NodeId, k: usize) -> Self {
+        RoutingTable { local, k: k.max(1), buckets: Vec::new(), len: 0 }
+    }
+
+    /// The local identifier.
+    pub fn local(&self) -> NodeId {
+        self.local
+    }
+
+    /// Number of contacts.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table holds no contacts.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bucket index (shared-prefix length) of `id`, or `None` for the local id.
+    pub fn bucket_of(&self, id: &NodeId) -> Option<usize> {
+        let lz = Distance::between(&self.local, id).leading_zeros();
+        (lz < 256).then_some(lz as usize)
+    }
+
+    fn bucket_mut(&mut self, index: usize) -> &mut Bucket {
+        if self.buckets.len() <= index {
+            self.buckets.resize_with(index + 1, Bucket::default);
+        }
+        &mut self.buckets[index]
+    }
+
+    /// Whether `id` is in the table.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.bucket_of(id)
+            .and_then(|i| self.buckets.get(i))
+            .is_some_and(|b| b.entries.iter().any(|e| e.peer.id == *id))
+    }
+
+    /// Records that `peer` answered or sent us a message.
+    pub fn on_seen(&mut self, peer: PeerInfo) -> SeenOutcome {
+        let Some(index) = self.bucket_of(&peer.id) else {
+            return SeenOutcome::IsLocal;
+        };
+        let k = self.k;
+        let bucket = self.bucket_mut(index);
+        if let Some(pos) = bucket.entries.iter().position(|e| e.peer.id == peer.id) {
+            let mut entry = bucket.entries.remove(pos);
+            let moved = entry.peer.addr != peer.addr;
+            entry.peer = peer;
+            entry.failures = 0;
+            bucket.entries.push(entry);
+            if bucket.pending.as_ref().is_some_and(|p| p.pinged == peer.id) {
+                // The old contact is alive: it keeps its place.
+                bucket.pending = None;
+            }
+            return if moved { SeenOutcome::AddressChanged } else { SeenOutcome::Refreshed };
+        }
+        if bucket.entries.len() < k {
+            bucket.entries.push(Entry { peer, failures: 0 });
+            self.len += 1;
+            return SeenOutcome::Inserted;
+        }
+        if let Some(pending) = &mut bucket.pending {
+            if pending.candidate.id == peer.id {
+                pending.candidate = peer;
+            }
+            return SeenOutcome::Dropped;
+        }
+        let oldest = bucket.entries[0].peer;
+        bucket.pending = Some(Pending { candidate: peer, pinged: oldest.id });
+        SeenOutcome::PingLeastRecent(oldest)
+    }
+
+    /// Records a failed request to `id`. After `max_failures` consecutive
+    /// failures, or if the contact was being pinged for eviction, it is
+    /// removed and a waiting replacement (if any) takes its place.
+    pub fn on_failure(&mut self, id: &NodeId, max_failures: u32) -> Removal {
+        let Some(index) = self.bucket_of(id) else {
+            return Removal::default();
+        };
+        let Some(bucket) = self.buckets.get_mut(index) else {
+            return Removal::default();
+        };
+        let Some(pos) = bucket.entries.iter().position(|e| e.peer.id == *id) else {
+            return Removal::default();
+        };
+        let being_pinged = bucket.pending.as_ref().is_some_and(|p| p.pinged == *id);
+        bucket.entries[pos].failures += 1;
+        if bucket.entries[pos].failures < max_failures.max(1) && !being_pinged {
+            return Removal::default();
+        }
+        let removed = bucket.entries.remove(pos).peer;
+        let promoted = bucket.pending.take().map(|p| p.candidate);
+        match promoted {
+            Some(candidate) => bucket.entries.push(Entry { peer: candidate, failures: 0 }),
+            None => self.len -= 1,
+        }
+        Removal { removed: Some(removed), promoted }
+    }
+
+    /// Removes `id` outright (for example a peer that proved malicious).
+    pub fn remove(&mut self, id: &NodeId) -> Option<PeerInfo> {
+        let index = self.bucket_of(id)?;
+        let bucket = self.buckets.get_mut(index)?;
+        let pos = bucket.entries.iter().position(|e| e.peer.id == *id)?;
+        self.len -= 1;
+        Some(bucket.entries.remove(pos).peer)
+    }
+
+    /// Marks the bucket that `target` falls in as refreshed at `now`.
+    pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
+        if let Some(index) = self.bucket_of(target) {
+            self.bucket_mut(index).last_refreshed = now;
+        }
+    }
+
+    /// Indices of buckets, up to one past the deepest non-empty bucket, not
+    /// refreshed since `cutoff`.
+    pub fn stale_buckets(&self, cutoff: Instant) -> Vec<usize> {
+        let depth = self.buckets.iter().rposition(|b| !b.entries.is_empty()).map_or(0, |d| d + 1);
+        (0..=depth.min(255))
+            .filter(|&i| self.buckets.get(i).is_none_or(|b| b.last_refreshed <= cutoff))
+            .collect()
+    }
+
+    /// Up to `count` contacts closest to `target`, nearest first.
+    ///
+    /// Uses the bucket structure rather than sorting the whole table: with
+    /// `b` the bucket of `target`, contacts in bucket `b` are nearer than all
+    /// contacts in buckets deeper than `b`, which are nearer than those in
+    /// shallower buckets, which grow more distant as the index falls.
+    pub fn closest(&self, target: &NodeId, count: usize) -> Vec<PeerInfo> {
+        let mut out = Vec::with_capacity(count.min(self.len));
+        let take = |entries: &mut Vec<PeerInfo>, out: &mut Vec<PeerInfo>| {
+            entries.sort_unstable_by_key(|p| Distance::between(&p.id, target));
+            let room = count - out.len();
+            out.extend(entries.iter().take(room));
+            entries.clear();
+        };
+        let mut scratch = Vec::new();
+        let target_bucket = self.bucket_of(target);
+        let peers = |b: &Bucket| b.entries.iter().map(|e| e.peer).collect::<Vec<_>>();
+        match target_bucket {
+            None => {
+                for bucket in self.buckets.iter().rev() {
+                    if out.len() == count {
+                        break;
+                    }
+                    scratch.extend(peers(bucket));
+                    take(&mut scratch, &mut out);
+                }
+            }
+            Some(b) => {
+                if let Some(bucket) = self.buckets.get(b) {
+                    scratch.extend(peers(bucket));
+                    take(&mut scratch, &mut out);
+                }
+                if out.len() < count {
+                    for bucket in self.buckets.iter().skip(b + 1) {
+                        scratch.extend(peers(bucket));
+                    }
+                    take(&mut scratch, &mut out);
+                }
+                for bucket in self.buckets.iter().take(b).rev() {
+                    if out.len() == count {
+                        break;
+                    }
+                    scratch.extend(peers(bucket));
+                    take(&mut scratch, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every contact, bucket by bucket.
+    pub fn peers(&self) -> impl Iterator<Item = PeerInfo> + '_ {
+        self.buckets.iter().flat_map(|b| b.entries.iter().map(|e| e.peer))
+    }
+
+    /// Number of contacts in each bucket, by index (for checkers and reports).
+    pub fn bucket_sizes(&self) -> Vec<usize> {
+        self.buckets.iter().map(|b| b.entries.len()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    fn peer(id: [u8; 32]) -> PeerInfo {
+        PeerInfo { id: NodeId(id), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)) }
+    }
+
+    proptest! {
+        #[test]
+        fn closest_matches_a_full_sort(
+            local in any::<[u8; 32]>(),
+            ids in proptest::collection::vec(any::<[u8; 32]>(), 0..200),
+            target in any::<[u8; 32]>(),
+            count in 1usize..40,
+            k in 1usize..25,
+        ) {
+            let mut table = RoutingTable::new(NodeId(local), k);
+            for id in &ids {
+                table.on_seen(peer(*id));
+            }
+            let target = NodeId(target);
+            let mut all: Vec<PeerInfo> = table.peers().collect();
+            all.sort_by_key(|p| Distance::between(&p.id, &target));
+            all.truncate(count);
+            prop_assert_eq!(table.closest(&target, count), all);
+            prop_assert_eq!(table.closest(&NodeId(local), count).len(), count.min(table.len()));
+        }
+
+        #[test]
+        fn buckets_never_exceed_k_and_never_hold_local(
+            local in any::<[u8; 32]>(),
+            ops in proptest::collection::vec((any::<[u8; 32]>(), any::<bool>()), 0..300),
+            k in 1usize..8,
+        ) {
+            let mut table = RoutingTable::new(NodeId(local), k);
+            table.on_seen(peer(local));
+            for (id, fail) in ops {
+                if fail { table.on_failure(&NodeId(id), 1); } else { table.on_seen(peer(id)); }
+                prop_assert!(table.bucket_sizes().iter().all(|&n| n <= k));
+                prop_assert_eq!(table.len(), table.peers().count());
+                prop_assert!(!table.contains(&NodeId(local)));
+            }
+        }
+    }
+
+    /// Identifiers that all fall in bucket 0 of the zero identifier.
+    fn far(n: u8) -> [u8; 32] {
+        let mut id = [0u8; 32];
+        id[0] = 0x80;
+        id[31] = n;
+        id
+    }
+
+    #[test]
+    fn live_oldest_contact_is_kept_over_newcomer() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+        assert_eq!(table.on_seen(peer(far(1))), SeenOutcome::Inserted);
+        assert_eq!(table.on_seen(peer(far(2))), SeenOutcome::Inserted);
+        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
+        assert_eq!(table.on_seen(peer(far(4))), SeenOutcome::Dropped);
+        // The oldest answers the ping: it stays, the newcomer is forgotten.
+        assert_eq!(table.on_seen(peer(far(1))), SeenOutcome::Refreshed);
+        assert!(!table.contains(&NodeId(far(3))));
+        assert!(table.contains(&NodeId(far(1))));
+    }
+
+    #[test]
+    fn dead_oldest_contact_is_replaced() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+        table.on_seen(peer(far(1)));
+        table.on_seen(peer(far(2)));
+        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
+        let removal = table.on_failure(&NodeId(far(1)), 3);
+        assert_eq!(removal, Removal { removed: Some(peer(far(1))), promoted: Some(peer(far(3))) });
+        assert_eq!(table.len(), 2);
+        assert!(table.contains(&NodeId(far(3))));
+    }
+
+    #[test]
+    fn failures_below_the_limit_keep_the_contact() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+        table.on_seen(peer(far(1)));
+        assert_eq!(table.on_failure(&NodeId(far(1)), 2), Removal::default());
+        assert!(table.contains(&NodeId(far(1))));
+        table.on_seen(peer(far(1)));
+        assert_eq!(table.on_failure(&NodeId(far(1)), 2), Removal::default());
+        assert_eq!(table.on_failure(&NodeId(far(1)), 2).removed, Some(peer(far(1))));
+        assert!(table.is_empty());
+    }
+}

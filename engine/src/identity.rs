@@ -1,0 +1,200 @@
+//! Node identity: an Ed25519 signing key, an X25519 onion key, and the
+//! 256-bit [`NodeId`] = BLAKE3(Ed25519 public key).
+
+use crate::crypto::{CryptoSuite, KxPublic, KxSecret};
+use crate::rng::NodeSeed;
+use core::fmt;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
+
+/// Length of an Ed25519 signature, in bytes.
+pub const SIGNATURE_LEN: usize = 64;
+
+/// A 256-bit node identifier: the BLAKE3 hash of the node's Ed25519 public key.
+/// Also the key space of the DHT.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, bincode::Encode, bincode::Decode)]
+pub struct NodeId(pub [u8; 32]);
+
+impl NodeId {
+    /// The identifier of the node whose Ed25519 public key is `public_key`.
+    pub fn from_public_key(public_key: &[u8; 32]) -> Self {
+        NodeId(blake3::derive_key("allium 2026-11 node id v1", public_key))
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex of all 32 bytes.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        parse_hex32(s).map(NodeId)
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex()[..16])
+    }
+}
+
+/// Lower-case hex encoding.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+/// Parses exactly 64 hex digits into 32 bytes.
+pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// A node's long-term secrets. Zeroized on drop (both key types wipe themselves).
+pub struct Identity {
+    signing: SigningKey,
+    onion: KxSecret,
+    suite: CryptoSuite,
+    public: PublicIdentity,
+}
+
+/// The public half of an [`Identity`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct PublicIdentity {
+    /// The node's identifier, BLAKE3 of `signing_key`.
+    pub id: NodeId,
+    /// Ed25519 public key.
+    pub signing_key: [u8; 32],
+    /// Onion (key-agreement) public key in the node's crypto suite.
+    pub onion_key: KxPublic,
+}
+
+impl Identity {
+    /// Builds an identity from 64 bytes of secret material: the Ed25519 seed
+    /// and the onion secret.
+    pub fn from_secret_bytes(signing_seed: [u8; 32], onion_secret: [u8; 32], suite: CryptoSuite) -> Self {
+        let signing = SigningKey::from_bytes(&signing_seed);
+        let onion = KxSecret::from_bytes(onion_secret);
+        let signing_key = signing.verifying_key().to_bytes();
+        let public = PublicIdentity {
+            id: NodeId::from_public_key(&signing_key),
+            signing_key,
+            onion_key: suite.kx_public(&onion),
+        };
+        Identity { signing, onion, suite, public }
+    }
+
+    /// Derives an identity deterministically from a node seed (the simulator,
+    /// and real drivers that feed OS entropy into the seed).
+    pub fn from_seed(seed: &NodeSeed, suite: CryptoSuite) -> Self {
+        let mut material = Zeroizing::new([0u8; 64]);
+        crate::crypto::kdf::derive_bytes("allium 2026-11 identity v1", seed.as_bytes(), material.as_mut());
+        let mut signing_seed = [0u8; 32];
+        let mut onion_secret = [0u8; 32];
+        signing_seed.copy_from_slice(&material[..32]);
+        onion_secret.copy_from_slice(&material[32..]);
+        Identity::from_secret_bytes(signing_seed, onion_secret, suite)
+    }
+
+    /// The secret material, for persisting the identity (Ed25519 seed, onion secret).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 64]> {
+        let mut out = Zeroizing::new([0u8; 64]);
+        out[..32].copy_from_slice(self.signing.as_bytes());
+        out[32..].copy_from_slice(self.onion.as_bytes());
+        out
+    }
+
+    /// The public half.
+    pub fn public(&self) -> &PublicIdentity {
+        &self.public
+    }
+
+    /// This node's identifier.
+    pub fn id(&self) -> NodeId {
+        self.public.id
+    }
+
+    /// The crypto suite the onion key belongs to.
+    pub fn suite(&self) -> CryptoSuite {
+        self.suite
+    }
+
+    /// The onion key-agreement secret.
+    pub fn onion_secret(&self) -> &KxSecret {
+        &self.onion
+    }
+
+    /// Signs `message` with the node's Ed25519 key.
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity").field("id", &self.public.id).finish_non_exhaustive()
+    }
+}
+
+/// Verifies an Ed25519 signature (strict verification: rejects weak keys and
+/// malleable signatures).
+pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify_strict(message, &signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_hash_of_signing_key_and_signatures_verify() {
+        let identity = Identity::from_seed(&NodeSeed::derive(1, 1), CryptoSuite::Real);
+        let public = identity.public();
+        assert_eq!(public.id, NodeId::from_public_key(&public.signing_key));
+        let sig = identity.sign(b"hello");
+        assert!(verify_signature(&public.signing_key, b"hello", &sig));
+        assert!(!verify_signature(&public.signing_key, b"hellp", &sig));
+        let restored = Identity::from_secret_bytes(
+            identity.secret_bytes()[..32].try_into().unwrap(),
+            identity.secret_bytes()[32..].try_into().unwrap(),
+            CryptoSuite::Real,
+        );
+        assert_eq!(restored.public(), public);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let id = NodeId([0xab; 32]);
+        assert_eq!(NodeId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(NodeId::from_hex("zz"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! The composed node: one identity, one datagram address, every protocol
+//! machine, behind the sans-IO contract described in the crate docs.
+
+use crate::dht::{Dht, DhtEvent, Key, PeerInfo};
+use crate::identity::{Identity, NodeId};
+use crate::metrics::Metrics;
+use crate::params::Params;
+use crate::persist::{PersistOp, PersistedState};
+use crate::rng::NodeSeed;
+use crate::time::Instant;
+use crate::wire::{self, MessageKind, WireError};
+use std::collections::VecDeque;
+
+/// A transport address. The simulator assigns virtual ones; real drivers use
+/// the socket's.
+pub type Addr = std::net::SocketAddr;
+
+/// Chosen by the caller of a command and echoed in the events it produces.
+pub type CommandId = u64;
+
+/// Everything a node is built from.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// Long-term keys.
+    pub identity: Identity,
+    /// Seed of every random stream of the node.
+    pub seed: NodeSeed,
+    /// Protocol parameters.
+    pub params: Params,
+    /// The address peers reach this node at.
+    pub local_addr: Addr,
+    /// Addresses to bootstrap from.
+    pub bootstrap: Vec<Addr>,
+}
+
+/// An input to [`Node::handle_input`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A datagram arrived from `from`.
+    Datagram {
+        /// The transport source address.
+        from: Addr,
+        /// The datagram's bytes.
+        bytes: Vec<u8>,
+    },
+    /// The instant returned by [`Node::poll_timeout`] has been reached.
+    Timeout,
+    /// A request from the local application.
+    Command {
+        /// Echoed in the resulting events.
+        id: CommandId,
+        /// What to do.
+        command: Command,
+    },
+}
+
+/// A request from the local application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Join the network through the configured bootstrap addresses.
+    Bootstrap,
+    /// Find the k nodes closest to `target`.
+    FindNode {
+        /// The point of the key space to approach.
+        target: NodeId,
+    },
+    /// Publish `value` under `name` (key = `key_for_name(name)`), signed by this node.
+    PutValue {
+        /// The record's name.
+        name: Vec<u8>,
+        /// The value (at most `dht.max_value_bytes`).
+        value: Vec<u8>,
+    },
+    /// Fetch the record stored under `key`.
+    GetValue {
+        /// The record key; see [`crate::dht::key_for_name`].
+        key: Key,
+    },
+    /// Announce that this node provides `key`.
+    Provide {
+        /// The content key.
+        key: Key,
+    },
+    /// Find nodes that provide `key`.
+    FindProviders {
+        /// The content key.
+        key: Key,
+    },
+}
+
+/// Something the node wants done or wants known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `bytes` to `to`.
+    Transmit {
+        /// Destination address.
+        to: Addr,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// Apply this write to durable storage before any later transmit.
+    Persist(PersistOp),
+    /// Tell the application.
+    Event(Event),
+}
+
+/// Events for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A DHT event.
+    Dht(DhtEvent),
+    /// A datagram was rejected; the node carries on.
+    Rejected {
+        /// Its source.
+        from: Addr,
+        /// Why.
+        error: WireError,
+    },
+    /// A command could not be started (bad arguments).
+    CommandRejected {
+        /// The command's id.
+        id: CommandId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One Allium node. See the crate documentation for the polling contract.
+#[derive(Debug)]
+pub struct Node {
+    identity: Identity,
+    params: Params,
+    dht: Dht,
+    outputs: VecDeque<Output>,
+    metrics: Metrics,
+}
+
+impl Node {
+    /// A fresh node with nothing persisted.
+    pub fn new(now: Instant, config: NodeConfig) -> Self {
+        Self::restore(now, config, PersistedState::default())
+    }
+
+    /// A node rebuilt from what it persisted before a restart.
+    pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
+        let NodeConfig { identity, seed, params, local_addr, bootstrap } = config;
+        let local = PeerInfo { id: identity.id(), addr: local_addr };
+        let dht = Dht::new(
+            now,
+            local,
+            identity.public().signing_key,
+            params.dht.clone(),
+            seed.stream("dht"),
+            bootstrap,
+            state,
+        );
+        Node { identity, params, dht, outputs: VecDeque::new(), metrics: Metrics::default() }
+    }
+
+    /// This node's identifier.
+    pub fn id(&self) -> NodeId {
+        self.identity.id()
+    }
+
+    /// This node's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The parameters the node runs with.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Read access to the DHT machine (routing table, store).
+    pub fn dht(&self) -> &Dht {
+        &self.dht
+    }
+
+    /// Feeds one input. Afterwards drain [`Node::poll_output`] and re-read
+    /// [`Node::poll_timeout`]. Never panics and never fails: bad datagrams
+    /// become [`Event::Rejected`] plus a `wire.rejected.*` metric.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Datagram { from, bytes } => self.handle_datagram(now, from, &bytes),
+            Input::Timeout => self.dht.handle_timeout(now),
+            Input::Command { id, command } => self.handle_command(now, id, command),
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, from: Addr, bytes: &[u8]) {
+        self.metrics.incr("wire.datagrams.received");
+        let result = wire::split(bytes).and_then(|(kind, body)| match kind {
+            MessageKind::Dht => self.dht.handle_datagram(now, from, body),
+        });
+        if let Err(error) = result {
+            self.metrics.incr("wire.rejected");
+            self.metrics.incr(error.metric());
+            self.outputs.push_back(Output::Event(Event::Rejected { from, error }));
+        }
+    }
+
+    fn handle_command(&mut self, now: Instant, id: CommandId, command: Command) {
+        let result = match command {
+            Command::Bootstrap => {
+                self.dht.bootstrap(now);
+                Ok(())
+            }
+            Command::FindNode { target } => {
+                self.dht.find_node(now, id, target);
+                Ok(())
+            }
+            Command::PutValue { name, value } => self.dht.put_value(now, id, &self.identity, &name, value),
+            Command::GetValue { key } => {
+                self.dht.get_value(now, id, key);
+                Ok(())
+            }
+            Command::Provide { key } => {
+                self.dht.provide(now, id, &self.identity, key);
+                Ok(())
+            }
+            Command::FindProviders { key } => {
+                self.dht.find_providers(now, id, key);
+                Ok(())
+            }
+        };
+        if let Err(reason) = result {
+            self.metrics.incr("node.commands.rejected");
+            self.outputs.push_back(Output::Event(Event::CommandRejected { id, reason }));
+        }
+    }
+
+    /// The next output, or `None` when there is nothing more to do until the
+    /// next input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front().or_else(|| self.dht.poll_output())
+    }
+
+    /// The earliest instant at which the node wants [`Input::Timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.dht.poll_timeout()
+    }
+
+    /// Node-level and protocol counters, merged.
+    pub fn metrics(&self) -> Metrics {
+        let mut all = self.metrics.clone();
+        for (name, value) in self.dht.metrics().iter() {
+            all.add(name, value);
+        }
+        all
+    }
+
+    /// Node-level counters only (cheap; no merge).
+    pub fn node_metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

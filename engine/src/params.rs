@@ -1,0 +1,128 @@
+//! Every tunable protocol parameter, with its documented default.
+//!
+//! Parameters are plain serde structs. A scenario file or config file
+//! overrides any subset of them, and [`Params::set`] applies a single
+//! `section.name=value` override (the `--set` flag of `allium-sim` and
+//! `allium-node`). Unknown keys and ill-typed values are errors, never
+//! silently ignored.
+
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+pub use crate::dht::DhtParams;
+
+/// All engine parameters, one section per protocol.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Params {
+    /// Kademlia DHT parameters (`[dht]`).
+    pub dht: DhtParams,
+}
+
+/// Why a parameter override was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// The override was not of the form `section.name=value`.
+    #[error("expected KEY=VALUE, got {0:?}")]
+    Syntax(String),
+    /// No parameter has that name.
+    #[error("unknown parameter {0:?}")]
+    UnknownKey(String),
+    /// The value does not fit the parameter's type or range.
+    #[error("invalid value for {key}: {reason}")]
+    InvalidValue {
+        /// The dotted parameter name.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl Params {
+    /// Applies one `section.name=value` override, e.g. `dht.k=16`.
+    pub fn set(&mut self, assignment: &str) -> Result<(), ParamError> {
+        let (key, value) = assignment.split_once('=').ok_or_else(|| ParamError::Syntax(assignment.to_string()))?;
+        let mut tree = toml::Value::try_from(&*self).map_err(|e| ParamError::InvalidValue {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
+        set_path(&mut tree, key.trim(), parse_value(value.trim()))?;
+        let updated: Params = tree.try_into().map_err(|e: toml::de::Error| ParamError::InvalidValue {
+            key: key.to_string(),
+            reason: e.message().to_string(),
+        })?;
+        updated.validate()?;
+        *self = updated;
+        Ok(())
+    }
+
+    /// Checks cross-field constraints and ranges.
+    pub fn validate(&self) -> Result<(), ParamError> {
+        self.dht.validate()
+    }
+}
+
+/// Parses an override value as a TOML value (integer, float, boolean,
+/// array, quoted string); anything else is taken as a bare string.
+pub fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Sets the existing leaf `dotted` in `tree` to `value`; unknown paths are errors.
+pub fn set_path(tree: &mut toml::Value, dotted: &str, value: toml::Value) -> Result<(), ParamError> {
+    let mut node = tree;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| ParamError::UnknownKey(dotted.to_string()))?;
+        let child = table.get_mut(*part).ok_or_else(|| ParamError::UnknownKey(dotted.to_string()))?;
+        if i + 1 == parts.len() {
+            if child.is_table() {
+                return Err(ParamError::UnknownKey(dotted.to_string()));
+            }
+            *child = coerce(child, value);
+            return Ok(());
+        }
+        node = child;
+    }
+    Err(ParamError::UnknownKey(dotted.to_string()))
+}
+
+/// An integer written where a float is expected is accepted as that float.
+fn coerce(existing: &toml::Value, value: toml::Value) -> toml::Value {
+    match (existing, value) {
+        (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+        (_, v) => v,
+    }
+}
+
+/// A span given in milliseconds.
+pub(crate) fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// A span given in seconds.
+pub(crate) fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_known_keys_and_refuses_others() {
+        let mut p = Params::default();
+        p.set("dht.k=16").unwrap();
+        assert_eq!(p.dht.k, 16);
+        assert!(matches!(p.set("dht.kk=16"), Err(ParamError::UnknownKey(_))));
+        assert!(matches!(p.set("dht.k=banana"), Err(ParamError::InvalidValue { .. })));
+        assert!(matches!(p.set("dht.k=0"), Err(ParamError::InvalidValue { .. })));
+        assert!(matches!(p.set("dht"), Err(ParamError::Syntax(_))));
+        assert!(matches!(p.set("dht=3"), Err(ParamError::UnknownKey(_))));
+        assert_eq!(p.dht.k, 16, "a refused override leaves the value alone");
+    }
+}

@@ -1,0 +1,122 @@
+//! Datagram framing and the control-message codec.
+//!
+//! Every datagram is `[version: u8][kind: u8][body…]`. Control-message
+//! bodies are bincode 2 (`standard()` varint configuration) with a hard size
+//! limit on every decode, and the whole body must be consumed. Fixed-layout
+//! kinds (onion cells, mix packets) will parse their bodies by hand.
+//!
+//! Everything about the encoding lives in this module so that it can be
+//! replaced in one place.
+
+mod error;
+
+pub use error::WireError;
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+
+/// The protocol version carried in byte 0 of every datagram.
+pub const VERSION: u8 = 1;
+
+/// Largest datagram the engine will emit or accept, in bytes.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Largest control-message body a decoder will read (bincode limit), in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Length of the `[version][kind]` header, in bytes.
+pub const HEADER_LEN: usize = 2;
+
+/// What a datagram carries; byte 1 of every datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum MessageKind {
+    /// A Kademlia request or response.
+    Dht = 1,
+}
+
+impl MessageKind {
+    /// The kind for a header byte, if known.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            1 => Some(MessageKind::Dht),
+            _ => None,
+        }
+    }
+}
+
+type Codec = Configuration<LittleEndian, Varint, Limit<MAX_BODY>>;
+
+fn codec() -> Codec {
+    bincode::config::standard().with_limit::<MAX_BODY>()
+}
+
+/// Encodes `message` as a complete datagram of the given kind.
+pub fn encode<T: bincode::Encode>(kind: MessageKind, message: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(VERSION);
+    out.push(kind as u8);
+    // Writing into a Vec cannot fail short of allocation failure; a message
+    // over the limit is a local bug that the datagram size check reports.
+    let _ = bincode::encode_into_std_write(message, &mut out, codec());
+    out
+}
+
+/// Splits a datagram into its kind and body, checking version and size.
+pub fn split(datagram: &[u8]) -> Result<(MessageKind, &[u8]), WireError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(WireError::Oversized { len: datagram.len() });
+    }
+    match datagram {
+        [] | [_] => Err(WireError::Truncated),
+        [version, ..] if *version != VERSION => Err(WireError::UnsupportedVersion(*version)),
+        [_, kind, body @ ..] => {
+            let kind = MessageKind::from_byte(*kind).ok_or(WireError::UnknownKind(*kind))?;
+            Ok((kind, body))
+        }
+    }
+}
+
+/// Decodes a control-message body, which must be consumed exactly.
+pub fn decode_body<T: bincode::Decode<()>>(body: &[u8]) -> Result<T, WireError> {
+    let (value, used) = bincode::decode_from_slice(body, codec()).map_err(WireError::from)?;
+    if used != body.len() {
+        return Err(WireError::TrailingBytes { extra: body.len() - used });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, bincode::Encode, bincode::Decode)]
+    struct Sample {
+        a: u64,
+        b: Vec<u8>,
+    }
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let msg = Sample { a: 42, b: vec![1, 2, 3] };
+        let datagram = encode(MessageKind::Dht, &msg);
+        let (kind, body) = split(&datagram).unwrap();
+        assert_eq!(kind, MessageKind::Dht);
+        assert_eq!(decode_body::<Sample>(body).unwrap(), msg);
+
+        assert_eq!(split(&[]), Err(WireError::Truncated));
+        assert_eq!(split(&[9, 1]), Err(WireError::UnsupportedVersion(9)));
+        assert_eq!(split(&[VERSION, 200]), Err(WireError::UnknownKind(200)));
+        let mut trailing = body.to_vec();
+        trailing.push(0);
+        assert_eq!(decode_body::<Sample>(&trailing), Err(WireError::TrailingBytes { extra: 1 }));
+        assert!(decode_body::<Sample>(&body[..body.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn huge_length_prefixes_are_refused_without_allocating() {
+        // a = 0, then a Vec length prefix of u64::MAX (varint tag 253 + 8 bytes).
+        let mut body = vec![0u8, 253];
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode_body::<Sample>(&body), Err(WireError::LimitExceeded)));
+    }
+}
