@@ -42,10 +42,8 @@ impl Params {
     /// Applies one `section.name=value` override, e.g. `dht.k=16`.
     pub fn set(&mut self, assignment: &str) -> Result<(), ParamError> {
         let (key, value) = assignment.split_once('=').ok_or_else(|| ParamError::Syntax(assignment.to_string()))?;
-        let mut tree = toml::Value::try_from(&*self).map_err(|e| ParamError::InvalidValue {
-            key: key.to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut tree = toml::Value::try_from(&*self)
+            .map_err(|e| ParamError::InvalidValue { key: key.to_string(), reason: e.to_string() })?;
         set_path(&mut tree, key.trim(), parse_value(value.trim()))?;
         let updated: Params = tree.try_into().map_err(|e: toml::de::Error| ParamError::InvalidValue {
             key: key.to_string(),

@@ -36,9 +36,7 @@ pub fn open(
     tag: &[u8; TAG_LEN],
 ) -> Result<(), OpenError> {
     let cipher = ChaCha20Poly1305::new(&Key::from(*key));
-    cipher
-        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &Tag::from(*tag))
-        .map_err(|_| OpenError)
+    cipher.decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &Tag::from(*tag)).map_err(|_| OpenError)
 }
 
 #[cfg(test)]

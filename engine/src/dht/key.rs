@@ -87,7 +87,7 @@ mod tests {
             let bc = Distance::between(&b, &c);
             let ac = Distance::between(&a, &c);
             let mut xor = [0u8; 32];
-            for i in 0..32 { xor[i] = ab.0[i] ^ bc.0[i]; }
+            for (x, (p, q)) in xor.iter_mut().zip(ab.0.iter().zip(bc.0.iter())) { *x = p ^ q; }
             prop_assert_eq!(ac.0, xor);
         }
 

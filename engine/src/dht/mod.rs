@@ -330,9 +330,20 @@ impl Dht {
     }
 
     /// Signs and publishes `value` under `name`.
-    pub fn put_value(&mut self, now: Instant, id: CommandId, identity: &Identity, name: &[u8], value: Vec<u8>) -> Result<(), String> {
+    pub fn put_value(
+        &mut self,
+        now: Instant,
+        id: CommandId,
+        identity: &Identity,
+        name: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), String> {
         if value.len() > self.params.max_value_bytes {
-            return Err(format!("value of {} bytes exceeds dht.max_value_bytes = {}", value.len(), self.params.max_value_bytes));
+            return Err(format!(
+                "value of {} bytes exceeds dht.max_value_bytes = {}",
+                value.len(),
+                self.params.max_value_bytes
+            ));
         }
         let key = key_for_name(name);
         let seq = self.own_values.get(&key).map_or(1, |r| r.seq + 1);

@@ -114,9 +114,7 @@ impl RoutingTable {
 
     /// Whether `id` is in the table.
     pub fn contains(&self, id: &NodeId) -> bool {
-        self.bucket_of(id)
-            .and_then(|i| self.buckets.get(i))
-            .is_some_and(|b| b.entries.iter().any(|e| e.peer.id == *id))
+        self.bucket_of(id).and_then(|i| self.buckets.get(i)).is_some_and(|b| b.entries.iter().any(|e| e.peer.id == *id))
     }
 
     /// Records that `peer` answered or sent us a message.
@@ -201,9 +199,7 @@ impl RoutingTable {
     /// refreshed since `cutoff`.
     pub fn stale_buckets(&self, cutoff: Instant) -> Vec<usize> {
         let depth = self.buckets.iter().rposition(|b| !b.entries.is_empty()).map_or(0, |d| d + 1);
-        (0..=depth.min(255))
-            .filter(|&i| self.buckets.get(i).is_none_or(|b| b.last_refreshed <= cutoff))
-            .collect()
+        (0..=depth.min(255)).filter(|&i| self.buckets.get(i).is_none_or(|b| b.last_refreshed <= cutoff)).collect()
     }
 
     /// Up to `count` contacts closest to `target`, nearest first.

@@ -100,7 +100,12 @@ impl RecordStore {
     }
 
     /// Stores (or refreshes) a provider record after checking it.
-    pub fn add_provider(&mut self, now: Instant, record: ProviderRecord, limits: &StoreLimits) -> Result<(), StoreRefusal> {
+    pub fn add_provider(
+        &mut self,
+        now: Instant,
+        record: ProviderRecord,
+        limits: &StoreLimits,
+    ) -> Result<(), StoreRefusal> {
         let existing = self.providers.get(&record.key);
         let known = existing.is_some_and(|m| m.contains_key(&record.provider.id));
         if !known {
