@@ -95,11 +95,15 @@ pub struct PublicIdentity {
 }
 
 impl Identity {
-    /// Builds an identity from 64 bytes of secret material: the Ed25519 seed
-    /// and the onion secret.
-    pub fn from_secret_bytes(signing_seed: [u8; 32], onion_secret: [u8; 32], suite: CryptoSuite) -> Self {
-        let signing = SigningKey::from_bytes(&signing_seed);
-        let onion = KxSecret::from_bytes(onion_secret);
+    /// Builds an identity from its 64 secret bytes: the Ed25519 seed, then
+    /// the onion secret (the layout [`Identity::secret_bytes`] returns).
+    pub fn from_secret(secret: &[u8; 64], suite: CryptoSuite) -> Self {
+        let (signing_seed, onion_secret) = secret.split_at(32);
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(signing_seed);
+        let signing = SigningKey::from_bytes(&seed);
+        seed.copy_from_slice(onion_secret);
+        let onion = KxSecret::from_bytes(*seed);
         let signing_key = signing.verifying_key().to_bytes();
         let public = PublicIdentity {
             id: NodeId::from_public_key(&signing_key),
@@ -114,11 +118,7 @@ impl Identity {
     pub fn from_seed(seed: &NodeSeed, suite: CryptoSuite) -> Self {
         let mut material = Zeroizing::new([0u8; 64]);
         crate::crypto::kdf::derive_bytes("allium 2026-11 identity v1", seed.as_bytes(), material.as_mut());
-        let mut signing_seed = [0u8; 32];
-        let mut onion_secret = [0u8; 32];
-        signing_seed.copy_from_slice(&material[..32]);
-        onion_secret.copy_from_slice(&material[32..]);
-        Identity::from_secret_bytes(signing_seed, onion_secret, suite)
+        Identity::from_secret(&material, suite)
     }
 
     /// The secret material, for persisting the identity (Ed25519 seed, onion secret).
@@ -183,11 +183,7 @@ mod tests {
         let sig = identity.sign(b"hello");
         assert!(verify_signature(&public.signing_key, b"hello", &sig));
         assert!(!verify_signature(&public.signing_key, b"hellp", &sig));
-        let restored = Identity::from_secret_bytes(
-            identity.secret_bytes()[..32].try_into().unwrap(),
-            identity.secret_bytes()[32..].try_into().unwrap(),
-            CryptoSuite::Real,
-        );
+        let restored = Identity::from_secret(&identity.secret_bytes(), CryptoSuite::Real);
         assert_eq!(restored.public(), public);
     }
 

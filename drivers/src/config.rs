@@ -1,0 +1,252 @@
+//! Node configuration, layered: built-in defaults, then the TOML file, then
+//! `ALLIUM_*` environment variables, then command-line flags.
+
+use allium_engine::Params;
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines. Default.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The contents of `config.toml`. Every field is optional in the file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// UDP address the node listens on. Default `127.0.0.1:7400`.
+    pub listen: SocketAddr,
+    /// UDP addresses of peers to join through. Default: none (first node of a network).
+    pub bootstrap: Vec<SocketAddr>,
+    /// Local control API address; must be a loopback address. Default `127.0.0.1:7401`.
+    pub control: SocketAddr,
+    /// Prometheus `/metrics`, `/healthz`, `/readyz` address. Default `127.0.0.1:7402`.
+    pub metrics: SocketAddr,
+    /// Directory holding the node's database. Default: the directory of the config file.
+    pub data_dir: Option<PathBuf>,
+    /// Log format. Default `text`.
+    pub log_format: LogFormat,
+    /// Keep everything in memory, write nothing to disk, use an ephemeral identity. Default false.
+    pub amnesia: bool,
+    /// Crypto suite; a node only runs `real`. Default `real`.
+    pub crypto_suite: allium_engine::CryptoSuite,
+    /// Engine parameters (`[params.dht]` …); see allium-engine's `Params`.
+    pub params: Params,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            bootstrap: Vec::new(),
+            control: SocketAddr::from(([127, 0, 0, 1], 7401)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            data_dir: None,
+            log_format: LogFormat::Text,
+            amnesia: false,
+            crypto_suite: allium_engine::CryptoSuite::Real,
+            params: Params::default(),
+        }
+    }
+}
+
+/// Flags (and their `ALLIUM_*` environment variables) of `allium-node run`.
+/// Each one, when given, overrides the config file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RunFlags {
+    /// Config file to read.
+    #[arg(long, env = "ALLIUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// UDP listen address.
+    #[arg(long, env = "ALLIUM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Bootstrap peers (comma-separated in the environment).
+    #[arg(long, env = "ALLIUM_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Option<Vec<SocketAddr>>,
+    /// Control API address (loopback only).
+    #[arg(long, env = "ALLIUM_CONTROL")]
+    pub control: Option<SocketAddr>,
+    /// Metrics and health address.
+    #[arg(long, env = "ALLIUM_METRICS")]
+    pub metrics: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long, env = "ALLIUM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "ALLIUM_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// In-memory only, ephemeral identity, nothing written to disk.
+    #[arg(long, env = "ALLIUM_AMNESIA")]
+    pub amnesia: bool,
+    /// Engine parameter override, e.g. `--set dht.k=16` (repeatable; `;`-separated in the environment).
+    #[arg(long = "set", env = "ALLIUM_SET", value_delimiter = ';')]
+    pub set: Vec<String>,
+}
+
+/// The configuration a node runs with, after layering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSettings {
+    /// UDP listen address.
+    pub listen: SocketAddr,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Control API address (loopback).
+    pub control: SocketAddr,
+    /// Metrics and health address.
+    pub metrics: SocketAddr,
+    /// Data directory (unused in amnesia mode).
+    pub data_dir: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// In-memory only.
+    pub amnesia: bool,
+    /// Engine parameters.
+    pub params: Params,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+impl NodeSettings {
+    /// Layers defaults, the config file (if any), environment and flags.
+    pub fn resolve(flags: &RunFlags) -> anyhow::Result<Self> {
+        let file = match &flags.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        if file.crypto_suite != allium_engine::CryptoSuite::Real {
+            bail!("allium-node only runs the real crypto suite (config says {:?})", file.crypto_suite.name());
+        }
+        let config_dir = flags.config.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .or(config_dir)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut params = file.params.clone();
+        for assignment in &flags.set {
+            params.set(assignment).with_context(|| format!("--set {assignment}"))?;
+        }
+        params.validate()?;
+        let settings = NodeSettings {
+            listen: flags.listen.unwrap_or(file.listen),
+            bootstrap: flags.bootstrap.clone().unwrap_or(file.bootstrap),
+            control: flags.control.unwrap_or(file.control),
+            metrics: flags.metrics.unwrap_or(file.metrics),
+            data_dir,
+            log_format: flags.log_format.unwrap_or(file.log_format),
+            amnesia: flags.amnesia || file.amnesia,
+            params,
+        };
+        if !settings.control.ip().is_loopback() {
+            bail!("the control API must listen on a loopback address, not {}", settings.control);
+        }
+        Ok(settings)
+    }
+}
+
+/// The commented `config.toml` that `allium-node init` writes.
+pub fn commented_config(listen: SocketAddr, control: SocketAddr, metrics: SocketAddr) -> String {
+    let params = toml::to_string(&Params::default()).unwrap_or_default();
+    let mut commented_params = String::new();
+    for line in params.lines() {
+        if line.starts_with('[') {
+            commented_params.push_str(&format!("# [params.{}\n", &line[1..]));
+        } else if !line.is_empty() {
+            commented_params.push_str(&format!("# {line}\n"));
+        }
+    }
+    format!(
+        r#"# Allium node configuration.
+# Every setting can also be given as an ALLIUM_* environment variable or a
+# flag of `allium-node run` (flags win over the environment, which wins over
+# this file). See `allium-node run --help`.
+
+# UDP address the node listens on for peers.
+listen = "{listen}"
+
+# Peers to join the network through, e.g. ["203.0.113.7:7400"].
+# Leave empty on the first node of a new network.
+bootstrap = []
+
+# Local control API used by `allium-node ctl`. Must be a loopback address.
+control = "{control}"
+
+# Prometheus /metrics, /healthz and /readyz.
+metrics = "{metrics}"
+
+# Where the node's database (identity, routing table, records) lives.
+# Default: the directory of this file.
+# data_dir = "/var/lib/allium"
+
+# "text" or "json".
+log_format = "text"
+
+# Keep everything in memory, write nothing to disk, use an ephemeral identity.
+amnesia = false
+
+# Only "real" is accepted by allium-node.
+crypto_suite = "real"
+
+# Protocol parameters, shown with their defaults. Uncomment to override, or
+# use `--set dht.k=16` on the command line.
+{commented_params}"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commented_config_parses_to_the_defaults() {
+        let text = commented_config(
+            FileConfig::default().listen,
+            FileConfig::default().control,
+            FileConfig::default().metrics,
+        );
+        let parsed: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(parsed, FileConfig::default());
+        // Uncommenting the parameter block gives valid parameters too.
+        let uncommented: String =
+            text.lines().map(|l| l.strip_prefix("# ").filter(|_| l.contains(" = ") || l.starts_with("# [params")).unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        let parsed: FileConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed.params, Params::default());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_control_must_be_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[params.dht]\nk = 10\n").unwrap();
+        let mut flags = RunFlags { config: Some(path.clone()), ..RunFlags::default() };
+        let s = NodeSettings::resolve(&flags).unwrap();
+        assert_eq!((s.listen.port(), s.params.dht.k, s.data_dir.as_path()), (9000, 10, dir.path()));
+        flags.listen = Some("127.0.0.1:9001".parse().unwrap());
+        flags.set = vec!["dht.k=12".into()];
+        let s = NodeSettings::resolve(&flags).unwrap();
+        assert_eq!((s.listen.port(), s.params.dht.k), (9001, 12));
+        flags.control = Some("0.0.0.0:7401".parse().unwrap());
+        assert!(NodeSettings::resolve(&flags).is_err());
+        flags.control = None;
+        flags.set = vec!["dht.nonsense=1".into()];
+        assert!(NodeSettings::resolve(&flags).is_err());
+        std::fs::write(&path, "crypto_suite = \"sim-fast\"\n").unwrap();
+        flags.set.clear();
+        assert!(NodeSettings::resolve(&flags).unwrap_err().to_string().contains("real"));
+    }
+}

@@ -1,0 +1,25 @@
+//! # allium-node
+//!
+//! The production node: a thin driver that owns a UDP socket, the clock,
+//! OS entropy, timers and a redb database, and runs the sans-IO
+//! [`allium_engine::Node`]. All protocol logic lives in the engine.
+//!
+//! * [`runtime`]: the driver loop (runs on tokio, and on madsim for
+//!   deterministic tests with `RUSTFLAGS="--cfg madsim"`).
+//! * [`store`]: redb persistence of the identity and the engine's writes.
+//! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
+//! * `http` (not under madsim): the loopback control API and Prometheus.
+//! * `ctl` (not under madsim): the `allium-node ctl` client.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+#[cfg(not(madsim))]
+pub mod ctl;
+#[cfg(not(madsim))]
+pub mod http;
+pub mod runtime;
+mod shim;
+pub mod store;
+
+pub use runtime::{CommandOutcome, Handle, NodeRuntime, Stats};

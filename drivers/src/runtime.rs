@@ -1,0 +1,287 @@
+//! The driver loop: owns the socket, the clock, the store and the timers,
+//! and does nothing else. It feeds [`Node::handle_input`], drains
+//! [`Node::poll_output`] (making persist writes durable before sending the
+//! transmits that may acknowledge them), and sleeps until
+//! [`Node::poll_timeout`]. The same code runs on tokio and under madsim.
+
+use crate::shim;
+use crate::store::Store;
+use allium_engine::dht::{DhtEvent, PeerInfo};
+use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// How a command ended.
+#[derive(Clone, Debug)]
+pub enum CommandOutcome {
+    /// The DHT finished it.
+    Dht(DhtEvent),
+    /// The node refused it (bad arguments).
+    Rejected(String),
+}
+
+/// A snapshot of the node for `ctl stats` and `/metrics`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Hex node identifier.
+    pub node_id: String,
+    /// UDP address.
+    pub listen: SocketAddr,
+    /// Milliseconds since the node started.
+    pub uptime_ms: u64,
+    /// Whether the node has joined the network.
+    pub bootstrapped: bool,
+    /// Routing-table contacts.
+    pub peers: usize,
+    /// Value records held for the network.
+    pub values_held: usize,
+    /// Provider records held for the network.
+    pub providers_held: usize,
+    /// Every engine and driver counter.
+    pub metrics: BTreeMap<String, u64>,
+}
+
+/// A request to the running node from the control API or a test.
+#[derive(Debug)]
+pub enum Request {
+    /// Run an engine command and answer when it finishes.
+    Command(Command, oneshot::Sender<CommandOutcome>),
+    /// Report [`Stats`].
+    Stats(oneshot::Sender<Stats>),
+    /// List routing-table contacts.
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+}
+
+/// A cloneable handle for talking to a running [`NodeRuntime`].
+#[derive(Clone, Debug)]
+pub struct Handle {
+    requests: mpsc::Sender<Request>,
+}
+
+/// The runtime has stopped.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("the node is not running")]
+pub struct Stopped;
+
+impl Handle {
+    /// Runs `command` and waits for its outcome.
+    pub async fn command(&self, command: Command) -> Result<CommandOutcome, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Command(command, tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The node's current [`Stats`].
+    pub async fn stats(&self) -> Result<Stats, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Stats(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The node's routing-table contacts.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Peers(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// One node on one UDP socket.
+pub struct NodeRuntime {
+    node: Node,
+    socket: UdpSocket,
+    listen: SocketAddr,
+    store: Store,
+    start: tokio::time::Instant,
+    requests: mpsc::Receiver<Request>,
+    pending: BTreeMap<CommandId, oneshot::Sender<CommandOutcome>>,
+    next_command: CommandId,
+    metrics: Metrics,
+}
+
+/// Longest sleep when the engine asks for no timer, so the loop stays observable.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+impl NodeRuntime {
+    /// Binds `listen`, restores the node from `store` and returns the
+    /// runtime and a handle to it. `seed` seeds the engine's random streams
+    /// (from OS entropy in production, from the test seed under madsim).
+    pub async fn start(
+        listen: SocketAddr,
+        bootstrap: Vec<SocketAddr>,
+        params: Params,
+        mut store: Store,
+        seed: NodeSeed,
+    ) -> anyhow::Result<(Self, Handle)> {
+        let socket = UdpSocket::bind(listen).await?;
+        let listen = socket.local_addr()?;
+        let (identity, created) = store.load_or_create_identity()?;
+        let state = store.load_state()?;
+        tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
+            records = state.values.len(), "node starting");
+        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap };
+        let node = Node::restore(Instant::ZERO, config, state);
+        let (tx, rx) = mpsc::channel(256);
+        let runtime = NodeRuntime {
+            node,
+            socket,
+            listen,
+            store,
+            start: tokio::time::Instant::now(),
+            requests: rx,
+            pending: BTreeMap::new(),
+            next_command: 1,
+            metrics: Metrics::default(),
+        };
+        Ok((runtime, Handle { requests: tx }))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn wake_at(&self, deadline: Option<Instant>) -> tokio::time::Instant {
+        let delay = match deadline {
+            Some(t) => t.saturating_duration_since(self.now()).min(IDLE_WAKE),
+            None => IDLE_WAKE,
+        };
+        tokio::time::Instant::now() + delay
+    }
+
+    /// Runs until `shutdown` resolves, then flushes and returns.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        self.command(Command::Bootstrap, None);
+        self.flush().await?;
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let wake = self.wake_at(self.node.poll_timeout());
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        let input = Input::Datagram { from, bytes: buf[..len].to_vec() };
+                        self.node.handle_input(self.now(), input);
+                    }
+                    Err(error) => {
+                        self.metrics.incr("driver.recv_errors");
+                        tracing::debug!(%error, "recv_from failed");
+                    }
+                },
+                () = tokio::time::sleep_until(wake) => self.node.handle_input(self.now(), Input::Timeout),
+                Some(request) = self.requests.recv() => self.on_request(request),
+            }
+            self.flush().await?;
+        }
+        tracing::info!("node stopping");
+        self.flush().await
+    }
+
+    fn command(&mut self, command: Command, reply: Option<oneshot::Sender<CommandOutcome>>) {
+        let id = self.next_command;
+        self.next_command += 1;
+        if let Some(reply) = reply {
+            self.pending.insert(id, reply);
+        }
+        self.node.handle_input(self.now(), Input::Command { id, command });
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Command(command, reply) => self.command(command, Some(reply)),
+            Request::Stats(reply) => {
+                let _ = reply.send(self.stats());
+            }
+            Request::Peers(reply) => {
+                let _ = reply.send(self.node.dht().routing_table().peers().collect());
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut metrics: BTreeMap<String, u64> =
+            self.node.metrics().iter().map(|(name, value)| (name.to_string(), value)).collect();
+        for (name, value) in self.metrics.iter() {
+            metrics.insert(name.to_string(), value);
+        }
+        let dht = self.node.dht();
+        Stats {
+            node_id: self.node.id().to_hex(),
+            listen: self.listen,
+            uptime_ms: self.now().as_millis(),
+            bootstrapped: dht.is_bootstrapped(),
+            peers: dht.routing_table().len(),
+            values_held: dht.store().value_count(),
+            providers_held: dht.store().provider_count(),
+            metrics,
+        }
+    }
+
+    /// Drains the engine's outputs: persists first (one transaction), then
+    /// transmits, then events.
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        let mut persist = Vec::new();
+        let mut transmits = Vec::new();
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Persist(op) => persist.push(op),
+                Output::Transmit { to, bytes } => transmits.push((to, bytes)),
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+        // Durable before acknowledged: a transmit may confirm a stored record.
+        self.store.apply(persist)?;
+        for (to, bytes) in transmits {
+            match shim::send_to(&self.socket, &bytes, to).await {
+                Ok(()) => self.metrics.incr("driver.datagrams.sent"),
+                Err(error) => {
+                    self.metrics.incr("driver.send_errors");
+                    tracing::debug!(%error, %to, "send_to failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Dht(event) => {
+                let id = match &event {
+                    DhtEvent::LookupFinished { id, .. }
+                    | DhtEvent::PutFinished { id, .. }
+                    | DhtEvent::GetFinished { id, .. }
+                    | DhtEvent::ProvideFinished { id, .. }
+                    | DhtEvent::ProvidersFound { id, .. } => Some(*id),
+                    DhtEvent::Bootstrapped { peers } => {
+                        tracing::info!(peers, "joined the network");
+                        None
+                    }
+                    DhtEvent::BootstrapFailed => {
+                        tracing::warn!("no bootstrap peer answered; will retry");
+                        None
+                    }
+                };
+                if let Some(reply) = id.and_then(|id| self.pending.remove(&id)) {
+                    let _ = reply.send(CommandOutcome::Dht(event));
+                }
+            }
+            Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
+            Event::CommandRejected { id, reason } => {
+                if let Some(reply) = self.pending.remove(&id) {
+                    let _ = reply.send(CommandOutcome::Rejected(reason));
+                }
+            }
+        }
+    }
+}
