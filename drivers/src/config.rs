@@ -131,12 +131,8 @@ impl NodeSettings {
             bail!("allium-node only runs the real crypto suite (config says {:?})", file.crypto_suite.name());
         }
         let config_dir = flags.config.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
-        let data_dir = flags
-            .data_dir
-            .clone()
-            .or(file.data_dir.clone())
-            .or(config_dir)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let data_dir =
+            flags.data_dir.clone().or(file.data_dir.clone()).or(config_dir).unwrap_or_else(|| PathBuf::from("."));
         let mut params = file.params.clone();
         for assignment in &flags.set {
             params.set(assignment).with_context(|| format!("--set {assignment}"))?;
@@ -222,8 +218,11 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&text).unwrap();
         assert_eq!(parsed, FileConfig::default());
         // Uncommenting the parameter block gives valid parameters too.
-        let uncommented: String =
-            text.lines().map(|l| l.strip_prefix("# ").filter(|_| l.contains(" = ") || l.starts_with("# [params")).unwrap_or(l)).collect::<Vec<_>>().join("\n");
+        let uncommented: String = text
+            .lines()
+            .map(|l| l.strip_prefix("# ").filter(|_| l.contains(" = ") || l.starts_with("# [params")).unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
         let parsed: FileConfig = toml::from_str(&uncommented).unwrap();
         assert_eq!(parsed.params, Params::default());
     }

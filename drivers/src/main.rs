@@ -72,7 +72,9 @@ mod cli {
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let result = match cli.command {
-            Top::Init { dir, listen, control, metrics, force } => init(expand_home(&dir), listen, control, metrics, force),
+            Top::Init { dir, listen, control, metrics, force } => {
+                init(expand_home(&dir), listen, control, metrics, force)
+            }
             Top::Run(flags) => run(flags),
             Top::Ctl { control, command } => ctl::run(control, command),
         };
@@ -85,7 +87,13 @@ mod cli {
         }
     }
 
-    fn init(dir: PathBuf, listen: SocketAddr, control: SocketAddr, metrics: SocketAddr, force: bool) -> anyhow::Result<()> {
+    fn init(
+        dir: PathBuf,
+        listen: SocketAddr,
+        control: SocketAddr,
+        metrics: SocketAddr,
+        force: bool,
+    ) -> anyhow::Result<()> {
         let config_path = dir.join("config.toml");
         if config_path.exists() && !force {
             bail!("{} exists; pass --force to overwrite it", config_path.display());

@@ -78,10 +78,10 @@ async fn get_value(State(handle): State<Handle>, Query(query): Query<GetQuery>) 
 
 async fn peers(State(handle): State<Handle>) -> Response {
     match handle.peers().await {
-        Ok(peers) => Json(
-            peers.iter().map(|p| json!({ "id": p.id.to_hex(), "addr": p.addr.to_string() })).collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(peers) => {
+            Json(peers.iter().map(|p| json!({ "id": p.id.to_hex(), "addr": p.addr.to_string() })).collect::<Vec<_>>())
+                .into_response()
+        }
         Err(_) => stopped(),
     }
 }

@@ -1,0 +1,151 @@
+//! Real `allium-node` processes on 127.0.0.1 for end-to-end tests.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_allium-node");
+
+/// A free loopback port for UDP and TCP (best effort: bound, then released).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct NodeProcess {
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    pub control: SocketAddr,
+    pub metrics: SocketAddr,
+    child: Option<Child>,
+    bootstrap: Vec<SocketAddr>,
+}
+
+impl NodeProcess {
+    /// `allium-node init` in `dir`, then `run` with the given bootstrap peers.
+    pub fn start(dir: &Path, bootstrap: &[SocketAddr]) -> Self {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let (listen, control, metrics) = (addr(free_port()), addr(free_port()), addr(free_port()));
+        let out = Command::new(BIN)
+            .args(["init", "--dir", dir.to_str().unwrap()])
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--control",
+                &control.to_string(),
+                "--metrics",
+                &metrics.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut node = NodeProcess {
+            dir: dir.to_path_buf(),
+            listen,
+            control,
+            metrics,
+            child: None,
+            bootstrap: bootstrap.to_vec(),
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("node.log")).unwrap();
+        let mut command = Command::new(BIN);
+        command.args(["run", "--config", self.dir.join("config.toml").to_str().unwrap()]);
+        if !self.bootstrap.is_empty() {
+            let list: Vec<String> = self.bootstrap.iter().map(ToString::to_string).collect();
+            command.args(["--bootstrap", &list.join(",")]);
+        }
+        command.env("ALLIUM_LOG", "debug").stdout(Stdio::null()).stderr(log);
+        self.child = Some(command.spawn().unwrap());
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        child.wait().unwrap()
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn();
+    }
+
+    /// Runs `allium-node ctl --control … ARGS`.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(["ctl", "--control", &self.control.to_string()]).args(args).output().unwrap()
+    }
+
+    /// `ctl stats --json` parsed.
+    pub fn stats(&self) -> serde_json::Value {
+        let out = self.ctl(&["stats", "--json"]);
+        assert!(out.status.success(), "stats failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// HTTP status of `curl http://metrics-addr/PATH`.
+    pub fn curl_status(&self, path: &str) -> u16 {
+        let out = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}{path}", self.metrics)]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    }
+
+    /// Waits until `/readyz` says the node has joined.
+    pub fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.curl_status("/readyz") == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("node at {} not ready; log:\n{}", self.listen, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs curl, which the test machine must have (`.ci/run` installs it).
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl").args(args).output().expect("curl must be installed to run this test")
+}
+
+/// Retries `f` until it returns Some or `within` passes.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
