@@ -111,7 +111,7 @@ fn a_restarted_node_keeps_what_it_persisted() {
 }
 
 #[test]
-fn dead_contacts_are_evicted_and_lookups_route_around_them() {
+fn lookups_route_around_dead_contacts() {
     let mut net = Net::with_nodes(6, params(), 40);
     for dead in [10usize, 11, 12, 13] {
         net.crash(dead);
@@ -166,4 +166,36 @@ fn proof_of_work_and_disjoint_paths_still_find_the_closest() {
     net.deliver_raw(addr(1), 0, lazy.encode());
     assert_eq!(net.node(0).metrics().get("dht.rejected.pow"), 1);
     assert_eq!(net.node(0).metrics().get("wire.rejected.protocol"), 1);
+}
+
+#[test]
+fn a_split_network_finds_itself_again_after_healing() {
+    let mut net = Net::with_nodes(9, params(), 30);
+    let side_a: std::collections::BTreeSet<usize> = (0..15).collect();
+    net.partition = Some(side_a);
+    // Lookups across the split time out and mark the far side stale.
+    for round in 0..2u8 {
+        for requester in 0..30usize {
+            let target = NodeId(blake3::hash(&[round, requester as u8]).into());
+            net.command(requester, Command::FindNode { target });
+        }
+        net.run_for(Duration::from_secs(30));
+    }
+    let stale_somewhere = (15..30).any(|i| {
+        let dht = net.node(i).dht();
+        (0..15).any(|j| dht.routing_table().is_stale(&net.node(j).id()))
+    });
+    let timeouts: u64 = (0..30).map(|i| net.node(i).metrics().get("dht.requests.timed_out")).sum();
+    assert!(stale_somewhere, "the split should have made some contacts stale ({timeouts} timeouts)");
+    net.partition = None;
+    // Side A publishes; side B must find it, which needs contacts across the old split.
+    let put = net.command(3, Command::PutValue { name: b"after".to_vec(), value: b"heal".to_vec() });
+    net.run_for(Duration::from_secs(30));
+    assert!(matches!(net.dht_result(put), Some(DhtEvent::PutFinished { stored, .. }) if *stored >= 15));
+    for getter in [16usize, 22, 29] {
+        let get = net.command(getter, Command::GetValue { key: key_for_name(b"after") });
+        net.run_for(Duration::from_secs(30));
+        let Some(DhtEvent::GetFinished { record, .. }) = net.dht_result(get) else { panic!("get did not finish") };
+        assert_eq!(record.as_ref().map(|r| r.value.as_slice()), Some(&b"heal"[..]), "getter {getter}");
+    }
 }

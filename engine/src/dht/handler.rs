@@ -36,7 +36,7 @@ impl Dht {
     /// Up to k contacts closest to `target`, leaving out the requester.
     fn closer_for(&self, target: &NodeId, requester: &NodeId) -> Vec<PeerInfo> {
         let k = self.params.k;
-        let mut closer = self.table.closest(target, k + 1);
+        let mut closer = self.table.closest_live(target, k + 1);
         closer.retain(|p| p.id != *requester);
         closer.truncate(k);
         closer

@@ -363,7 +363,7 @@ mod tests {
         let tables: Vec<RoutingTable> = peers
             .iter()
             .map(|p| {
-                let mut table = RoutingTable::new(p.id, k);
+                let mut table = RoutingTable::new(p.id, k, 2);
                 for q in &peers {
                     table.on_seen(*q);
                 }

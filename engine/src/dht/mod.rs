@@ -195,7 +195,7 @@ impl Dht {
         state: PersistedState,
     ) -> Self {
         let pow_nonce = pow::solve(&local.id, params.pow_difficulty);
-        let mut table = RoutingTable::new(local.id, params.k);
+        let mut table = RoutingTable::new(local.id, params.k, params.max_failures);
         for peer in state.peers.values() {
             table.on_seen(*peer);
         }
@@ -493,7 +493,7 @@ impl Dht {
 
     fn on_request_failed(&mut self, now: Instant, request: Request) {
         if let Some(id) = request.expect {
-            let removal = self.table.on_failure(&id, self.params.max_failures);
+            let removal = self.table.on_failure(&id);
             self.record_removal(removal);
         }
         match request.purpose {
@@ -538,6 +538,11 @@ impl Dht {
     fn saw_peer(&mut self, now: Instant, peer: PeerInfo) {
         match self.table.on_seen(peer) {
             routing::SeenOutcome::Inserted | routing::SeenOutcome::AddressChanged => {
+                self.persist(PersistOp::PutPeer(peer));
+            }
+            routing::SeenOutcome::ReplacedStale(stale) => {
+                self.metrics.incr("dht.routing.evicted");
+                self.persist(PersistOp::RemovePeer(stale.id));
                 self.persist(PersistOp::PutPeer(peer));
             }
             routing::SeenOutcome::PingLeastRecent(oldest) => {

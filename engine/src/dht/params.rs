@@ -18,7 +18,7 @@ pub struct DhtParams {
     pub request_timeout_ms: u64,
     /// Time after which a lookup ends with the partial results it has, in milliseconds. Default 20000.
     pub lookup_timeout_ms: u64,
-    /// Consecutive failed requests after which a contact leaves the routing table. Default 2.
+    /// Consecutive failed requests after which a contact is stale (replaced by the next newcomer). Default 2.
     pub max_failures: u32,
     /// Required leading zero bits of a node's proof-of-work (S/Kademlia dynamic puzzle); 0 disables. Default 0.
     pub pow_difficulty: u32,

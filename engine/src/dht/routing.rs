@@ -1,6 +1,12 @@
 //! The Kademlia routing table: k-buckets with least-recently-seen eviction
 //! guarded by a ping (the original paper's policy: a live old contact is
 //! never displaced by a new one).
+//!
+//! A contact that fails `max_failures` requests in a row is *stale*. As in
+//! the paper (§4.1), a stale contact is removed only when someone can take
+//! its place; otherwise it is kept, flagged, so that a node whose own link
+//! went down (or a network split in two) does not empty its buckets and can
+//! find the rest of the network again once the link heals.
 
 use super::key::Distance;
 use crate::identity::NodeId;
@@ -49,6 +55,8 @@ pub enum SeenOutcome {
     Refreshed,
     /// The contact was known under another address, which was updated.
     AddressChanged,
+    /// The bucket was full but held a stale contact, which the newcomer replaced.
+    ReplacedStale(PeerInfo),
     /// The bucket is full: ping this least-recently-seen contact, and the
     /// newcomer replaces it if the ping fails.
     PingLeastRecent(PeerInfo),
@@ -74,14 +82,16 @@ pub struct Removal {
 pub struct RoutingTable {
     local: NodeId,
     k: usize,
+    max_failures: u32,
     buckets: Vec<Bucket>,
     len: usize,
 }
 
 impl RoutingTable {
-    /// An empty table for `local` with buckets of at most `k` contacts.
-    pub fn new(local: NodeId, k: usize) -> Self {
-        RoutingTable { local, k: k.max(1), buckets: Vec::new(), len: 0 }
+    /// An empty table for `local` with buckets of at most `k` contacts, in
+    /// which a contact is stale after `max_failures` consecutive failures.
+    pub fn new(local: NodeId, k: usize, max_failures: u32) -> Self {
+        RoutingTable { local, k: k.max(1), max_failures: max_failures.max(1), buckets: Vec::new(), len: 0 }
     }
 
     /// The local identifier.
@@ -122,7 +132,7 @@ impl RoutingTable {
         let Some(index) = self.bucket_of(&peer.id) else {
             return SeenOutcome::IsLocal;
         };
-        let k = self.k;
+        let (k, max_failures) = (self.k, self.max_failures);
         let bucket = self.bucket_mut(index);
         if let Some(pos) = bucket.entries.iter().position(|e| e.peer.id == peer.id) {
             let mut entry = bucket.entries.remove(pos);
@@ -141,6 +151,14 @@ impl RoutingTable {
             self.len += 1;
             return SeenOutcome::Inserted;
         }
+        if let Some(pos) = bucket.entries.iter().position(|e| e.failures >= max_failures) {
+            let stale = bucket.entries.remove(pos).peer;
+            if bucket.pending.as_ref().is_some_and(|p| p.pinged == stale.id) {
+                bucket.pending = None;
+            }
+            bucket.entries.push(Entry { peer, failures: 0 });
+            return SeenOutcome::ReplacedStale(stale);
+        }
         if let Some(pending) = &mut bucket.pending {
             if pending.candidate.id == peer.id {
                 pending.candidate = peer;
@@ -152,10 +170,11 @@ impl RoutingTable {
         SeenOutcome::PingLeastRecent(oldest)
     }
 
-    /// Records a failed request to `id`. After `max_failures` consecutive
-    /// failures, or if the contact was being pinged for eviction, it is
-    /// removed and a waiting replacement (if any) takes its place.
-    pub fn on_failure(&mut self, id: &NodeId, max_failures: u32) -> Removal {
+    /// Records a failed request to `id`. A contact that was being pinged
+    /// for eviction, or that has become stale while a replacement waits, is
+    /// replaced; a stale contact with no replacement stays, flagged.
+    pub fn on_failure(&mut self, id: &NodeId) -> Removal {
+        let max_failures = self.max_failures;
         let Some(index) = self.bucket_of(id) else {
             return Removal::default();
         };
@@ -165,18 +184,26 @@ impl RoutingTable {
         let Some(pos) = bucket.entries.iter().position(|e| e.peer.id == *id) else {
             return Removal::default();
         };
+        bucket.entries[pos].failures = bucket.entries[pos].failures.saturating_add(1);
         let being_pinged = bucket.pending.as_ref().is_some_and(|p| p.pinged == *id);
-        bucket.entries[pos].failures += 1;
-        if bucket.entries[pos].failures < max_failures.max(1) && !being_pinged {
+        let stale = bucket.entries[pos].failures >= max_failures;
+        if !(being_pinged || (stale && bucket.pending.is_some())) {
             return Removal::default();
         }
         let removed = bucket.entries.remove(pos).peer;
-        let promoted = bucket.pending.take().map(|p| p.candidate);
-        match promoted {
-            Some(candidate) => bucket.entries.push(Entry { peer: candidate, failures: 0 }),
-            None => self.len -= 1,
+        let candidate = bucket.pending.take().map(|p| p.candidate);
+        if let Some(candidate) = candidate {
+            bucket.entries.push(Entry { peer: candidate, failures: 0 });
         }
-        Removal { removed: Some(removed), promoted }
+        Removal { removed: Some(removed), promoted: candidate }
+    }
+
+    /// Whether `id` is in the table and stale.
+    pub fn is_stale(&self, id: &NodeId) -> bool {
+        self.bucket_of(id)
+            .and_then(|i| self.buckets.get(i))
+            .and_then(|b| b.entries.iter().find(|e| e.peer.id == *id))
+            .is_some_and(|e| e.failures >= self.max_failures)
     }
 
     /// Removes `id` outright (for example a peer that proved malicious).
@@ -209,6 +236,16 @@ impl RoutingTable {
     /// contacts in buckets deeper than `b`, which are nearer than those in
     /// shallower buckets, which grow more distant as the index falls.
     pub fn closest(&self, target: &NodeId, count: usize) -> Vec<PeerInfo> {
+        self.closest_filtered(target, count, true)
+    }
+
+    /// Like [`Self::closest`], leaving out stale contacts: what a node hands
+    /// to others, who should not waste requests on contacts it cannot reach.
+    pub fn closest_live(&self, target: &NodeId, count: usize) -> Vec<PeerInfo> {
+        self.closest_filtered(target, count, false)
+    }
+
+    fn closest_filtered(&self, target: &NodeId, count: usize, include_stale: bool) -> Vec<PeerInfo> {
         let mut out = Vec::with_capacity(count.min(self.len));
         let take = |entries: &mut Vec<PeerInfo>, out: &mut Vec<PeerInfo>| {
             entries.sort_unstable_by_key(|p| Distance::between(&p.id, target));
@@ -218,7 +255,10 @@ impl RoutingTable {
         };
         let mut scratch = Vec::new();
         let target_bucket = self.bucket_of(target);
-        let peers = |b: &Bucket| b.entries.iter().map(|e| e.peer).collect::<Vec<_>>();
+        let max_failures = self.max_failures;
+        let peers = |b: &Bucket| {
+            b.entries.iter().filter(|e| include_stale || e.failures < max_failures).map(|e| e.peer).collect::<Vec<_>>()
+        };
         match target_bucket {
             None => {
                 for bucket in self.buckets.iter().rev() {
@@ -282,7 +322,7 @@ mod tests {
             count in 1usize..40,
             k in 1usize..25,
         ) {
-            let mut table = RoutingTable::new(NodeId(local), k);
+            let mut table = RoutingTable::new(NodeId(local), k, 2);
             for id in &ids {
                 table.on_seen(peer(*id));
             }
@@ -292,6 +332,8 @@ mod tests {
             all.truncate(count);
             prop_assert_eq!(table.closest(&target, count), all);
             prop_assert_eq!(table.closest(&NodeId(local), count).len(), count.min(table.len()));
+            // With no stale contacts, the live view is the same.
+            prop_assert_eq!(table.closest_live(&target, count), table.closest(&target, count));
         }
 
         #[test]
@@ -300,10 +342,10 @@ mod tests {
             ops in proptest::collection::vec((any::<[u8; 32]>(), any::<bool>()), 0..300),
             k in 1usize..8,
         ) {
-            let mut table = RoutingTable::new(NodeId(local), k);
+            let mut table = RoutingTable::new(NodeId(local), k, 1);
             table.on_seen(peer(local));
             for (id, fail) in ops {
-                if fail { table.on_failure(&NodeId(id), 1); } else { table.on_seen(peer(id)); }
+                if fail { table.on_failure(&NodeId(id)); } else { table.on_seen(peer(id)); }
                 prop_assert!(table.bucket_sizes().iter().all(|&n| n <= k));
                 prop_assert_eq!(table.len(), table.peers().count());
                 prop_assert!(!table.contains(&NodeId(local)));
@@ -321,7 +363,7 @@ mod tests {
 
     #[test]
     fn live_oldest_contact_is_kept_over_newcomer() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
         assert_eq!(table.on_seen(peer(far(1))), SeenOutcome::Inserted);
         assert_eq!(table.on_seen(peer(far(2))), SeenOutcome::Inserted);
         assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
@@ -334,25 +376,47 @@ mod tests {
 
     #[test]
     fn dead_oldest_contact_is_replaced() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
         table.on_seen(peer(far(1)));
         table.on_seen(peer(far(2)));
         assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
-        let removal = table.on_failure(&NodeId(far(1)), 3);
+        let removal = table.on_failure(&NodeId(far(1)));
         assert_eq!(removal, Removal { removed: Some(peer(far(1))), promoted: Some(peer(far(3))) });
         assert_eq!(table.len(), 2);
         assert!(table.contains(&NodeId(far(3))));
     }
 
     #[test]
-    fn failures_below_the_limit_keep_the_contact() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2);
+    fn stale_contacts_stay_until_someone_can_replace_them() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
         table.on_seen(peer(far(1)));
-        assert_eq!(table.on_failure(&NodeId(far(1)), 2), Removal::default());
-        assert!(table.contains(&NodeId(far(1))));
+        table.on_seen(peer(far(2)));
+        assert_eq!(table.on_failure(&NodeId(far(1))), Removal::default());
+        assert!(!table.is_stale(&NodeId(far(1))));
+        assert_eq!(table.on_failure(&NodeId(far(1))), Removal::default());
+        assert!(table.is_stale(&NodeId(far(1))), "two failures make it stale");
+        assert!(table.contains(&NodeId(far(1))), "but with no replacement it stays");
+        assert_eq!(table.closest_live(&NodeId(far(1)), 2), vec![peer(far(2))], "and is not handed out");
+        // It answers again: no longer stale.
         table.on_seen(peer(far(1)));
-        assert_eq!(table.on_failure(&NodeId(far(1)), 2), Removal::default());
-        assert_eq!(table.on_failure(&NodeId(far(1)), 2).removed, Some(peer(far(1))));
-        assert!(table.is_empty());
+        assert!(!table.is_stale(&NodeId(far(1))));
+        // Stale again; now a newcomer replaces it at once, without a ping.
+        table.on_failure(&NodeId(far(1)));
+        table.on_failure(&NodeId(far(1)));
+        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::ReplacedStale(peer(far(1))));
+        assert!(!table.contains(&NodeId(far(1))));
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn a_stale_contact_with_a_waiting_replacement_is_replaced() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
+        table.on_seen(peer(far(1)));
+        table.on_seen(peer(far(2)));
+        // far(3) waits on a ping of far(1); meanwhile far(2) goes stale.
+        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
+        table.on_failure(&NodeId(far(2)));
+        let removal = table.on_failure(&NodeId(far(2)));
+        assert_eq!(removal, Removal { removed: Some(peer(far(2))), promoted: Some(peer(far(3))) });
     }
 }

@@ -24,6 +24,8 @@ pub struct Net {
     seq: u64,
     pub events: Vec<(usize, Event)>,
     next_command: u64,
+    /// Node groups that cannot reach each other (None = no partition).
+    pub partition: Option<BTreeSet<usize>>,
 }
 
 pub fn addr(index: usize) -> Addr {
@@ -52,6 +54,7 @@ impl Net {
             seq: 0,
             events: Vec::new(),
             next_command: 1,
+            partition: None,
         }
     }
 
@@ -124,7 +127,8 @@ impl Net {
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Transmit { to, bytes } => {
-                    if let Some(to_index) = index_of(&to) {
+                    let split = |i: usize| self.partition.as_ref().is_some_and(|side| side.contains(&i));
+                    if let Some(to_index) = index_of(&to).filter(|&t| split(t) == split(index)) {
                         self.seq += 1;
                         self.in_flight.insert((now + LATENCY, self.seq), (addr(index), to_index, bytes));
                     }
