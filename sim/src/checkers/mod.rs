@@ -1,0 +1,98 @@
+//! Checkers: invariants asserted over the trace.
+//!
+//! A checker sees nothing but the stream of [`TraceEvent`]s, so it is
+//! independent of the tests and of the engine's internals: the same
+//! checkers judge every scenario, every chaos seed, and (in their own tests)
+//! hand-crafted bad event streams.
+//!
+//! * [`RecordIntegrity`]: every record a get returns was put under that key, with that value, by that publisher.
+//! * [`LookupSanity`]: lookup results are sorted by XOR distance, free of duplicates, at most k,
+//!   never the requester, and only identifiers of nodes that existed.
+//! * [`RoutingBound`]: no routing-table snapshot shows a bucket above k.
+//! * [`Liveness`]: lookups started in the liveness window succeed at the required rate.
+
+mod integrity;
+mod liveness;
+mod lookup;
+mod routing;
+
+pub use integrity::RecordIntegrity;
+pub use liveness::{Liveness, lookup_succeeded};
+pub use lookup::LookupSanity;
+pub use routing::RoutingBound;
+
+use crate::scenario::Scenario;
+use crate::trace::TraceEvent;
+use serde::Serialize;
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The checker that found it.
+    pub checker: &'static str,
+    /// Simulated time of the offending event (or of the end of the run), in nanoseconds.
+    pub at: u64,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// An invariant over the trace.
+pub trait Checker: Send {
+    /// Stable name, used in reports.
+    fn name(&self) -> &'static str;
+    /// Inspects one event.
+    fn on_event(&mut self, event: &TraceEvent<'_>);
+    /// Ends the run at `end` (nanoseconds) and returns every violation found, in order.
+    fn finish(&mut self, end: u64) -> Vec<Violation>;
+    /// How many individual checks were evaluated.
+    fn checked(&self) -> u64;
+}
+
+/// The checkers every run uses, configured from the scenario.
+pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
+    let k = scenario.params.dht.k;
+    let (start, end) = scenario.liveness_window();
+    vec![
+        Box::new(RecordIntegrity::default()),
+        Box::new(LookupSanity::new(k)),
+        Box::new(RoutingBound::new(k)),
+        Box::new(Liveness::new(
+            start,
+            end,
+            scenario.checks.liveness_min_success_rate,
+            scenario.checks.liveness_min_lookups,
+        )),
+    ]
+}
+
+/// The checkers' verdict, as printed in the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckerSummary {
+    /// Individual checks evaluated, over all checkers.
+    pub checked: u64,
+    /// Violations found, over all checkers.
+    pub violations: u64,
+    /// The earliest violation, if any.
+    pub first: Option<Violation>,
+    /// Violations per checker (only checkers with at least one).
+    pub by_checker: std::collections::BTreeMap<String, u64>,
+}
+
+/// Finishes every checker and summarises their verdicts.
+pub fn summarize(checkers: &mut [Box<dyn Checker>], end: u64) -> CheckerSummary {
+    let mut summary = CheckerSummary::default();
+    for checker in checkers.iter_mut() {
+        let violations = checker.finish(end);
+        summary.checked += checker.checked();
+        summary.violations += violations.len() as u64;
+        if !violations.is_empty() {
+            summary.by_checker.insert(checker.name().to_string(), violations.len() as u64);
+        }
+        if let Some(first) = violations.into_iter().next()
+            && summary.first.as_ref().is_none_or(|f| first.at < f.at)
+        {
+            summary.first = Some(first);
+        }
+    }
+    summary
+}

@@ -1,0 +1,265 @@
+//! Metrics measured by the simulator from the trace.
+//!
+//! Percentiles are exact: every sample is kept and sorted at the end, and
+//! the p-th percentile is the nearest-rank value (the smallest sample with
+//! at least p% of the samples at or below it).
+
+use crate::checkers::lookup_succeeded;
+use crate::net::DropCause;
+use crate::trace::TraceEvent;
+use allium_engine::NodeId;
+use std::collections::BTreeMap;
+
+/// A flat map of dotted metric names to numbers.
+pub type MetricMap = BTreeMap<String, f64>;
+
+/// Nearest-rank percentile of sorted samples (0 when empty).
+pub fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (sorted.len() as u64 * p).div_ceil(100).max(1);
+    sorted[(rank - 1) as usize]
+}
+
+#[derive(Default)]
+struct Rate {
+    ok: u64,
+    total: u64,
+}
+
+impl Rate {
+    fn add(&mut self, ok: bool) {
+        self.ok += u64::from(ok);
+        self.total += 1;
+    }
+    fn value(&self) -> f64 {
+        if self.total == 0 { 0.0 } else { self.ok as f64 / self.total as f64 }
+    }
+}
+
+struct Started {
+    at: u64,
+    true_closest: Option<NodeId>,
+}
+
+/// Sim-side measurements, accumulated from trace events.
+pub struct Stats {
+    liveness_start: u64,
+    window: (u64, u64),
+    lookups: BTreeMap<u64, Started>,
+    lookup_all: Rate,
+    lookup_safety: Rate,
+    lookup_liveness: Rate,
+    lookup_window: Rate,
+    lookup_hops: Vec<u64>,
+    lookup_latency_ns: Vec<u64>,
+    lookup_requests: u64,
+    lookup_timed_out: u64,
+    puts: BTreeMap<u64, u64>,
+    put_rate: Rate,
+    put_stored: u64,
+    put_latency_ns: Vec<u64>,
+    gets: BTreeMap<u64, u64>,
+    get_rate: Rate,
+    get_hops: Vec<u64>,
+    get_latency_ns: Vec<u64>,
+    abandoned: u64,
+    delivered: u64,
+    delivered_bytes: u64,
+    dropped: BTreeMap<&'static str, u64>,
+    counts: BTreeMap<&'static str, u64>,
+    snapshot_at: u64,
+    snapshot_sum: u64,
+    snapshot_nodes: u64,
+}
+
+impl Stats {
+    /// Measurements for a run whose liveness phase starts at `liveness_start`
+    /// and whose liveness window is `window` (nanoseconds).
+    pub fn new(liveness_start: u64, window: (u64, u64)) -> Self {
+        Stats {
+            liveness_start,
+            window,
+            lookups: BTreeMap::new(),
+            lookup_all: Rate::default(),
+            lookup_safety: Rate::default(),
+            lookup_liveness: Rate::default(),
+            lookup_window: Rate::default(),
+            lookup_hops: Vec::new(),
+            lookup_latency_ns: Vec::new(),
+            lookup_requests: 0,
+            lookup_timed_out: 0,
+            puts: BTreeMap::new(),
+            put_rate: Rate::default(),
+            put_stored: 0,
+            put_latency_ns: Vec::new(),
+            gets: BTreeMap::new(),
+            get_rate: Rate::default(),
+            get_hops: Vec::new(),
+            get_latency_ns: Vec::new(),
+            abandoned: 0,
+            delivered: 0,
+            delivered_bytes: 0,
+            dropped: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            snapshot_at: 0,
+            snapshot_sum: 0,
+            snapshot_nodes: 0,
+        }
+    }
+
+    fn count(&mut self, name: &'static str) {
+        *self.counts.entry(name).or_insert(0) += 1;
+    }
+
+    /// Consumes one trace event.
+    pub fn on_event(&mut self, event: &TraceEvent<'_>) {
+        match event {
+            TraceEvent::Deliver { bytes, .. } => {
+                self.delivered += 1;
+                self.delivered_bytes += bytes.len() as u64;
+            }
+            TraceEvent::Drop { cause, .. } => *self.dropped.entry(cause.name()).or_insert(0) += 1,
+            TraceEvent::Timeout { .. } => self.count("sim.timeouts"),
+            TraceEvent::LookupStart { at, id, true_closest, .. } => {
+                self.lookups.insert(*id, Started { at: *at, true_closest: *true_closest });
+            }
+            TraceEvent::LookupDone { at, id, closest, true_closest, figures, .. } => {
+                let Some(start) = self.lookups.remove(id) else { return };
+                let ok = lookup_succeeded(closest, start.true_closest, *true_closest);
+                self.lookup_all.add(ok);
+                if start.at >= self.liveness_start {
+                    self.lookup_liveness.add(ok);
+                } else {
+                    self.lookup_safety.add(ok);
+                }
+                if (self.window.0..self.window.1).contains(&start.at) {
+                    self.lookup_window.add(ok);
+                }
+                self.lookup_hops.push(u64::from(figures.hops));
+                self.lookup_latency_ns.push(at - start.at);
+                self.lookup_requests += u64::from(figures.requests);
+                self.lookup_timed_out += u64::from(figures.timed_out);
+            }
+            TraceEvent::PutStart { at, id, .. } => {
+                self.puts.insert(*id, *at);
+            }
+            TraceEvent::PutDone { at, id, stored, .. } => {
+                if let Some(start) = self.puts.remove(id) {
+                    self.put_rate.add(*stored > 0);
+                    self.put_stored += u64::from(*stored);
+                    self.put_latency_ns.push(at - start);
+                }
+            }
+            TraceEvent::GetStart { at, id, .. } => {
+                self.gets.insert(*id, *at);
+            }
+            TraceEvent::GetDone { at, id, record, figures, .. } => {
+                if let Some(start) = self.gets.remove(id) {
+                    self.get_rate.add(record.is_some());
+                    self.get_hops.push(u64::from(figures.hops));
+                    self.get_latency_ns.push(at - start);
+                }
+            }
+            TraceEvent::Abandoned { id, .. } => {
+                self.abandoned += 1;
+                self.lookups.remove(id);
+                self.puts.remove(id);
+                self.gets.remove(id);
+            }
+            TraceEvent::Snapshot { at, peers, .. } => {
+                if *at != self.snapshot_at {
+                    self.snapshot_at = *at;
+                    self.snapshot_sum = 0;
+                    self.snapshot_nodes = 0;
+                }
+                self.snapshot_sum += u64::from(*peers);
+                self.snapshot_nodes += 1;
+            }
+            TraceEvent::NodeUp { restarted, .. } => {
+                self.count(if *restarted { "sim.nodes.restarted" } else { "sim.nodes.started" })
+            }
+            TraceEvent::NodeDown { permanent, .. } => {
+                self.count(if *permanent { "sim.nodes.left" } else { "sim.nodes.crashed" })
+            }
+            TraceEvent::Joined { .. } => self.count("sim.nodes.joined"),
+            TraceEvent::BootstrapFailed { .. } => self.count("sim.nodes.bootstrap_failed"),
+            TraceEvent::Rejected { .. } => self.count("sim.datagrams.rejected"),
+            TraceEvent::CommandRejected { .. } => self.count("sim.commands.rejected"),
+            TraceEvent::Phase { .. } | TraceEvent::Fault { .. } => {}
+        }
+    }
+
+    /// The metrics, with exact percentiles.
+    pub fn metrics(&self) -> MetricMap {
+        let mut m = MetricMap::new();
+        let mut put = |name: &str, value: f64| {
+            m.insert(name.to_string(), value);
+        };
+        let sorted = |v: &[u64]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v
+        };
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let lookups_done = self.lookup_hops.len() as u64;
+        put("dht.lookup.count", lookups_done as f64);
+        put("dht.lookup.success_rate", self.lookup_all.value());
+        put("dht.lookup.success_rate.safety", self.lookup_safety.value());
+        put("dht.lookup.success_rate.liveness", self.lookup_liveness.value());
+        put("dht.lookup.success_rate.liveness_window", self.lookup_window.value());
+        put("dht.lookup.unfinished", self.lookups.len() as f64);
+        put("dht.lookup.timed_out", self.lookup_timed_out as f64);
+        let hops = sorted(&self.lookup_hops);
+        put("dht.lookup.hops.p50", percentile(&hops, 50) as f64);
+        put("dht.lookup.hops.p99", percentile(&hops, 99) as f64);
+        let latency = sorted(&self.lookup_latency_ns);
+        put("dht.lookup.latency_ms.p50", ms(percentile(&latency, 50)));
+        put("dht.lookup.latency_ms.p99", ms(percentile(&latency, 99)));
+        let per_lookup = if lookups_done == 0 { 0.0 } else { self.lookup_requests as f64 / lookups_done as f64 };
+        put("dht.messages_per_lookup", per_lookup);
+        put("dht.put.count", self.put_rate.total as f64);
+        put("dht.put.success_rate", self.put_rate.value());
+        let stored_mean =
+            if self.put_rate.total == 0 { 0.0 } else { self.put_stored as f64 / self.put_rate.total as f64 };
+        put("dht.put.stored.mean", stored_mean);
+        put("dht.put.latency_ms.p50", ms(percentile(&sorted(&self.put_latency_ns), 50)));
+        put("dht.record.get_count", self.get_rate.total as f64);
+        put("dht.record.get_success_rate", self.get_rate.value());
+        put("dht.record.get_hops.p50", percentile(&sorted(&self.get_hops), 50) as f64);
+        put("dht.record.get_latency_ms.p50", ms(percentile(&sorted(&self.get_latency_ns), 50)));
+        put("dht.commands.abandoned", self.abandoned as f64);
+        let mean = if self.snapshot_nodes == 0 { 0.0 } else { self.snapshot_sum as f64 / self.snapshot_nodes as f64 };
+        put("dht.routing_table.size.mean", mean);
+        put("net.delivered", self.delivered as f64);
+        put("net.delivered_bytes", self.delivered_bytes as f64);
+        let mut dropped_total = 0;
+        for cause in DropCause::ALL {
+            let n = self.dropped.get(cause.name()).copied().unwrap_or(0);
+            dropped_total += n;
+            put(&format!("net.dropped.{}", cause.name()), n as f64);
+        }
+        put("net.dropped", dropped_total as f64);
+        for (name, value) in &self.counts {
+            put(name, *value as f64);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentile(&[], 50), 0);
+        assert_eq!(percentile(&[7], 99), 7);
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50), 50);
+        assert_eq!(percentile(&v, 99), 99);
+        assert_eq!(percentile(&v, 100), 100);
+        assert_eq!(percentile(&[1, 2, 3], 50), 2);
+    }
+}

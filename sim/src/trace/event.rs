@@ -1,0 +1,316 @@
+//! Trace events: everything that happens in a run, in order.
+//!
+//! The trace is the only thing checkers and the metrics see. Node-level
+//! figures the simulator measures with its global view (for example the
+//! true closest live node to a lookup's target) are carried in the events.
+
+use crate::net::DropCause;
+use allium_engine::NodeId;
+
+/// A phase boundary of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Nodes join.
+    Join,
+    /// Workload and faults run; safety checkers must hold.
+    Safety,
+    /// Faults are healed; the system must converge.
+    Liveness,
+    /// No new commands; in-flight ones finish.
+    Drain,
+    /// The end of the run.
+    End,
+}
+
+impl Phase {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Join => "join",
+            Phase::Safety => "safety",
+            Phase::Liveness => "liveness",
+            Phase::Drain => "drain",
+            Phase::End => "end",
+        }
+    }
+}
+
+/// A fault switching on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultEdge {
+    /// Partition `i` starts.
+    PartitionStart(u32),
+    /// Partition `i` heals.
+    PartitionHeal(u32),
+    /// Loss burst `i` starts.
+    BurstStart(u32),
+    /// Loss burst `i` ends.
+    BurstEnd(u32),
+    /// Per-packet delay and duplication rules switch on.
+    PacketRulesOn,
+    /// Everything is healed (start of the liveness phase).
+    HealAll,
+}
+
+/// Figures of a finished query, as the engine reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryFigures {
+    /// Hops to the best answer.
+    pub hops: u32,
+    /// Requests sent for the query.
+    pub requests: u32,
+    /// Whether the lookup timeout cut it short.
+    pub timed_out: bool,
+}
+
+/// A record returned by a get, as seen by the checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The key the record claims.
+    pub key: NodeId,
+    /// The publisher's identifier.
+    pub publisher: NodeId,
+    /// The value.
+    pub value: &'a [u8],
+}
+
+/// One event of a run. `at` is simulated (true) time in nanoseconds; `node`,
+/// `from` and `to` are node indices (stable for the whole run; a node that
+/// restarts keeps its index, a node that joins through churn gets a fresh one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceEvent<'a> {
+    /// A phase starts.
+    Phase {
+        /// When.
+        at: u64,
+        /// Which.
+        phase: Phase,
+    },
+    /// A fault switches on or off.
+    Fault {
+        /// When.
+        at: u64,
+        /// What.
+        edge: FaultEdge,
+    },
+    /// A node process starts (fresh, or restarted from what it persisted).
+    NodeUp {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+        /// Its identifier.
+        id: NodeId,
+        /// Whether it was restarted after a crash.
+        restarted: bool,
+    },
+    /// A node process stops (crash, or leaving for good through churn).
+    NodeDown {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+        /// Whether it never comes back.
+        permanent: bool,
+    },
+    /// A node finished joining (its bootstrap self-lookup).
+    Joined {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+        /// Routing-table size at that moment.
+        peers: u32,
+    },
+    /// A node's bootstrap reached no one (it retries).
+    BootstrapFailed {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+    },
+    /// A datagram was handed to its receiver.
+    Deliver {
+        /// When.
+        at: u64,
+        /// Sender index.
+        from: u32,
+        /// Receiver index.
+        to: u32,
+        /// The datagram.
+        bytes: &'a [u8],
+    },
+    /// A datagram was dropped.
+    Drop {
+        /// When (at the sender for network and fault drops, at the receiver for `node_down`).
+        at: u64,
+        /// Sender index.
+        from: u32,
+        /// Receiver index (`u32::MAX` if the address named no node).
+        to: u32,
+        /// Why.
+        cause: DropCause,
+        /// Its size in bytes.
+        len: u32,
+    },
+    /// A node's timer fired.
+    Timeout {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+    },
+    /// The workload started a `FindNode` lookup.
+    LookupStart {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The target.
+        target: NodeId,
+        /// The live node closest to the target (requester excluded), by the simulator's global view.
+        true_closest: Option<NodeId>,
+    },
+    /// A lookup finished.
+    LookupDone {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The target.
+        target: NodeId,
+        /// The identifiers returned, in the engine's order.
+        closest: Vec<NodeId>,
+        /// The live node closest to the target (requester excluded), now.
+        true_closest: Option<NodeId>,
+        /// Engine figures.
+        figures: QueryFigures,
+    },
+    /// The workload started a put.
+    PutStart {
+        /// When.
+        at: u64,
+        /// Publisher index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The record key.
+        key: NodeId,
+        /// The publisher's identifier.
+        publisher: NodeId,
+        /// The value.
+        value: &'a [u8],
+    },
+    /// A put finished.
+    PutDone {
+        /// When.
+        at: u64,
+        /// Publisher index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The record key.
+        key: NodeId,
+        /// How many peers accepted it.
+        stored: u32,
+        /// Engine figures.
+        figures: QueryFigures,
+    },
+    /// The workload started a get.
+    GetStart {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The key.
+        key: NodeId,
+    },
+    /// A get finished.
+    GetDone {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The key asked for.
+        key: NodeId,
+        /// The record returned, if any.
+        record: Option<RecordView<'a>>,
+        /// Engine figures.
+        figures: QueryFigures,
+    },
+    /// A command's node went down before it finished; it never will.
+    Abandoned {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+    },
+    /// A node rejected a datagram.
+    Rejected {
+        /// When.
+        at: u64,
+        /// Receiver index.
+        node: u32,
+        /// Sender index.
+        from: u32,
+        /// The engine's metric name for the reason.
+        reason: &'static str,
+    },
+    /// A node refused a command.
+    CommandRejected {
+        /// When.
+        at: u64,
+        /// Node index.
+        node: u32,
+        /// Command id.
+        id: u64,
+    },
+    /// A periodic routing-table snapshot of one live node.
+    Snapshot {
+        /// When.
+        at: u64,
+        /// Node index.
+        node: u32,
+        /// Contacts in the table.
+        peers: u32,
+        /// Contacts in the fullest bucket.
+        max_bucket: u32,
+    },
+}
+
+impl TraceEvent<'_> {
+    /// The simulated time of the event, in nanoseconds.
+    pub fn at(&self) -> u64 {
+        match self {
+            TraceEvent::Phase { at, .. }
+            | TraceEvent::Fault { at, .. }
+            | TraceEvent::NodeUp { at, .. }
+            | TraceEvent::NodeDown { at, .. }
+            | TraceEvent::Joined { at, .. }
+            | TraceEvent::BootstrapFailed { at, .. }
+            | TraceEvent::Deliver { at, .. }
+            | TraceEvent::Drop { at, .. }
+            | TraceEvent::Timeout { at, .. }
+            | TraceEvent::LookupStart { at, .. }
+            | TraceEvent::LookupDone { at, .. }
+            | TraceEvent::PutStart { at, .. }
+            | TraceEvent::PutDone { at, .. }
+            | TraceEvent::GetStart { at, .. }
+            | TraceEvent::GetDone { at, .. }
+            | TraceEvent::Abandoned { at, .. }
+            | TraceEvent::Rejected { at, .. }
+            | TraceEvent::CommandRejected { at, .. }
+            | TraceEvent::Snapshot { at, .. } => *at,
+        }
+    }
+}

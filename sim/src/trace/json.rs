@@ -1,0 +1,99 @@
+//! The JSON form of trace events (one object per line with `--trace`).
+//! Datagrams are shown by length and a BLAKE3 digest rather than in full.
+
+use super::event::{FaultEdge, QueryFigures, TraceEvent};
+use allium_engine::NodeId;
+use serde_json::{Value, json};
+
+fn id(id: &NodeId) -> Value {
+    Value::String(id.to_hex())
+}
+
+fn opt_id(id: &Option<NodeId>) -> Value {
+    id.as_ref().map_or(Value::Null, |i| Value::String(i.to_hex()))
+}
+
+fn digest(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..16].to_string()
+}
+
+fn figures(f: &QueryFigures) -> Value {
+    json!({"hops": f.hops, "requests": f.requests, "timed_out": f.timed_out})
+}
+
+fn hex(bytes: &[u8]) -> String {
+    allium_engine::identity::hex(bytes)
+}
+
+/// The event as a JSON object with a `kind` field.
+pub fn to_json(event: &TraceEvent<'_>) -> Value {
+    match event {
+        TraceEvent::Phase { at, phase } => json!({"at": at, "kind": "phase", "phase": phase.name()}),
+        TraceEvent::Fault { at, edge } => {
+            let (what, index) = match edge {
+                FaultEdge::PartitionStart(i) => ("partition_start", Some(i)),
+                FaultEdge::PartitionHeal(i) => ("partition_heal", Some(i)),
+                FaultEdge::BurstStart(i) => ("burst_start", Some(i)),
+                FaultEdge::BurstEnd(i) => ("burst_end", Some(i)),
+                FaultEdge::PacketRulesOn => ("packet_rules_on", None),
+                FaultEdge::HealAll => ("heal_all", None),
+            };
+            json!({"at": at, "kind": "fault", "fault": what, "index": index})
+        }
+        TraceEvent::NodeUp { at, node, id: node_id, restarted } => {
+            json!({"at": at, "kind": "node_up", "node": node, "id": id(node_id), "restarted": restarted})
+        }
+        TraceEvent::NodeDown { at, node, permanent } => {
+            json!({"at": at, "kind": "node_down", "node": node, "permanent": permanent})
+        }
+        TraceEvent::Joined { at, node, peers } => json!({"at": at, "kind": "joined", "node": node, "peers": peers}),
+        TraceEvent::BootstrapFailed { at, node } => json!({"at": at, "kind": "bootstrap_failed", "node": node}),
+        TraceEvent::Deliver { at, from, to, bytes } => json!({
+            "at": at, "kind": "deliver", "from": from, "to": to, "len": bytes.len(), "digest": digest(bytes)
+        }),
+        TraceEvent::Drop { at, from, to, cause, len } => {
+            json!({"at": at, "kind": "drop", "from": from, "to": to, "cause": cause.name(), "len": len})
+        }
+        TraceEvent::Timeout { at, node } => json!({"at": at, "kind": "timeout", "node": node}),
+        TraceEvent::LookupStart { at, node, id: cmd, target, true_closest } => json!({
+            "at": at, "kind": "lookup_start", "node": node, "id": cmd, "target": id(target),
+            "true_closest": opt_id(true_closest)
+        }),
+        TraceEvent::LookupDone { at, node, id: cmd, target, closest, true_closest, figures: f } => json!({
+            "at": at, "kind": "lookup_done", "node": node, "id": cmd, "target": id(target),
+            "closest": closest.iter().map(id).collect::<Vec<_>>(), "true_closest": opt_id(true_closest),
+            "figures": figures(f)
+        }),
+        TraceEvent::PutStart { at, node, id: cmd, key, publisher, value } => json!({
+            "at": at, "kind": "put_start", "node": node, "id": cmd, "key": id(key), "publisher": id(publisher),
+            "value": hex(value)
+        }),
+        TraceEvent::PutDone { at, node, id: cmd, key, stored, figures: f } => json!({
+            "at": at, "kind": "put_done", "node": node, "id": cmd, "key": id(key), "stored": stored,
+            "figures": figures(f)
+        }),
+        TraceEvent::GetStart { at, node, id: cmd, key } => {
+            json!({"at": at, "kind": "get_start", "node": node, "id": cmd, "key": id(key)})
+        }
+        TraceEvent::GetDone { at, node, id: cmd, key, record, figures: f } => {
+            let record = record.map_or(
+                Value::Null,
+                |r| json!({"key": id(&r.key), "publisher": id(&r.publisher), "value": hex(r.value)}),
+            );
+            json!({
+                "at": at, "kind": "get_done", "node": node, "id": cmd, "key": id(key), "record": record,
+                "figures": figures(f)
+            })
+        }
+        TraceEvent::Abandoned { at, node, id: cmd } => json!({"at": at, "kind": "abandoned", "node": node, "id": cmd}),
+        TraceEvent::Rejected { at, node, from, reason } => {
+            json!({"at": at, "kind": "rejected", "node": node, "from": from, "reason": reason})
+        }
+        TraceEvent::CommandRejected { at, node, id: cmd } => {
+            json!({"at": at, "kind": "command_rejected", "node": node, "id": cmd})
+        }
+        TraceEvent::Snapshot { at, node, peers, max_bucket } => {
+            json!({"at": at, "kind": "snapshot", "node": node, "peers": peers, "max_bucket": max_bucket})
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The simulated world: every node, the network, the fault state, the
+//! workload, and the single-threaded discrete-event loop that drives them.
+//!
+//! * `mod.rs`: state, construction, the event loop and its dispatch.
+//! * `io.rs`: feeding inputs to nodes and applying their outputs (transmits, persists, events).
+//! * `nodes.rs`: node lifecycle (join, crash, restart, churn) and snapshots.
+//! * `phases.rs`: phase boundaries, fault scheduling and workload commands.
+
+mod io;
+mod nodes;
+mod phases;
+
+use crate::checkers;
+use crate::clock::Clock;
+use crate::faults::{FaultState, Sides};
+use crate::live::LiveSet;
+use crate::net::{Network, Uplink};
+use crate::queue::EventQueue;
+use crate::rng::{SimRng, stream};
+use crate::scenario::Scenario;
+use crate::stats::Stats;
+use crate::trace::{Fingerprints, Finished, Phase, Recorder};
+use crate::workload::{WorkKind, Workload};
+use allium_engine::{Metrics, Node, NodeId, Output, PersistedState};
+use slotmap::SlotMap;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+slotmap::new_key_type! {
+    /// A node's slot in the world.
+    pub struct NodeKey;
+}
+
+/// "No timer armed".
+const UNARMED: u64 = u64::MAX;
+
+/// Progress of a run, for progress bars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time reached, in nanoseconds.
+    pub now: u64,
+    /// Simulated time at which the run ends, in nanoseconds.
+    pub end: u64,
+    /// Trace events so far.
+    pub events: u64,
+}
+
+/// How to run a scenario, beyond the scenario and the seed.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Replace the scenario's faults with the mix the seed draws (`--swarm`).
+    pub swarm: bool,
+    /// Write the full trace as JSON lines here (`--trace`).
+    pub trace: Option<Box<dyn Write + Send>>,
+    /// Determinism-check fingerprints (see [`crate::determinism`]).
+    pub fingerprints: Fingerprints,
+    /// Keep every node's persisted state even if the scenario never restarts a
+    /// node (for tests that crash and restart nodes by hand).
+    pub keep_persisted_state: bool,
+    /// Called every few thousand events.
+    pub progress: Option<Box<dyn FnMut(Progress) + Send>>,
+}
+
+/// A pending workload command, matched to its result by command id.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    node: NodeKey,
+}
+
+/// Events of the queue.
+enum Ev {
+    /// A datagram arrives at `to` from node index `from`.
+    Deliver { to: NodeKey, from: u32, bytes: Vec<u8> },
+    /// A node timer; stale if `generation` is not the node's current one.
+    Timer { node: NodeKey, generation: u32 },
+    /// The next node of the join phase joins.
+    JoinNext,
+    /// A phase starts.
+    Phase(Phase),
+    /// A workload arrival.
+    Workload(WorkKind),
+    /// A churn replacement.
+    Churn,
+    /// Routing-table snapshots.
+    Snapshot,
+    /// Partition `index` starts or heals.
+    Partition { index: u32, active: bool },
+    /// Loss burst `index` starts or ends.
+    Burst { index: u32, active: bool },
+    /// Crash fault `index` strikes.
+    Crash(u32),
+    /// A crashed node restarts.
+    Restart(NodeKey),
+}
+
+/// One simulated node.
+struct SimNode {
+    index: u32,
+    id: NodeId,
+    region: u16,
+    uplink: Uplink,
+    clock: Clock,
+    sides: Sides,
+    /// The running process; `None` while down.
+    node: Option<Box<Node>>,
+    /// Left for good (churn).
+    gone: bool,
+    generation: u32,
+    armed_at: u64,
+    persisted: Option<PersistedState>,
+}
+
+/// The whole simulation.
+pub struct World {
+    scenario: Scenario,
+    seed: u64,
+    now: u64,
+    end: u64,
+    queue: EventQueue<Ev>,
+    nodes: SlotMap<NodeKey, SimNode>,
+    by_index: Vec<NodeKey>,
+    live: LiveSet<NodeKey>,
+    net: Network,
+    faults: FaultState,
+    recorder: Recorder,
+    workload: Workload<NodeKey>,
+    pending: BTreeMap<u64, Pending>,
+    next_command: u64,
+    join_rng: SimRng,
+    churn_rng: SimRng,
+    crash_rng: SimRng,
+    retired: Metrics,
+    counters: BTreeMap<&'static str, u64>,
+    outputs: Vec<Output>,
+    keep_persisted: bool,
+    commands_open: bool,
+    churn_open: bool,
+    finished: bool,
+    progress: Option<Box<dyn FnMut(Progress) + Send>>,
+}
+
+impl World {
+    /// Builds the world for `scenario` and `seed` (applying the swarm mix if asked);
+    /// nothing has happened yet.
+    pub fn new(scenario: &Scenario, seed: u64, options: RunOptions) -> Self {
+        let scenario = if options.swarm { scenario.with_swarm_mix(seed).0 } else { scenario.clone() };
+        let net_cfg = &scenario.network;
+        let net = Network::new(
+            &net_cfg.latency_ms,
+            net_cfg.jitter_us_max,
+            net_cfg.loss,
+            net_cfg.mtu_bytes,
+            stream(seed, "network"),
+        );
+        let faults = FaultState::new(&scenario.faults, &net_cfg.regions, stream(seed, "faults"));
+        let stats = Stats::new(scenario.liveness_start(), scenario.liveness_window());
+        let recorder = Recorder::new(checkers::standard(&scenario), stats, options.trace, options.fingerprints);
+        let workload = Workload::new(scenario.workload.clone(), seed, stream(seed, "workload"));
+        let mut world = World {
+            seed,
+            now: 0,
+            end: scenario.end_nanos(),
+            queue: EventQueue::default(),
+            nodes: SlotMap::with_key(),
+            by_index: Vec::new(),
+            live: LiveSet::default(),
+            net,
+            faults,
+            recorder,
+            workload,
+            pending: BTreeMap::new(),
+            next_command: 1,
+            join_rng: stream(seed, "join"),
+            churn_rng: stream(seed, "churn"),
+            crash_rng: stream(seed, "crash"),
+            retired: Metrics::default(),
+            counters: BTreeMap::new(),
+            outputs: Vec::new(),
+            keep_persisted: options.keep_persisted_state || scenario.faults.can_restart(),
+            commands_open: false,
+            churn_open: false,
+            finished: false,
+            progress: options.progress,
+            scenario,
+        };
+        world.schedule_phases();
+        world
+    }
+
+    /// The scenario actually run (with the swarm mix applied, if any).
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Current simulated time, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// When the run ends, in nanoseconds.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Trace events so far.
+    pub fn events(&self) -> u64 {
+        self.recorder.events()
+    }
+
+    /// Whether the run has reached its end (or was stopped by the determinism check).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The running engine node with index `index`, if it is up.
+    pub fn node(&self, index: u32) -> Option<&Node> {
+        let key = *self.by_index.get(index as usize)?;
+        self.nodes.get(key)?.node.as_deref()
+    }
+
+    /// What node `index` has persisted so far (when persistence is kept).
+    pub fn persisted(&self, index: u32) -> Option<&PersistedState> {
+        let key = *self.by_index.get(index as usize)?;
+        self.nodes.get(key)?.persisted.as_ref()
+    }
+
+    /// Number of node indices handed out so far.
+    pub fn node_count(&self) -> u32 {
+        self.by_index.len() as u32
+    }
+
+    /// Number of live (joined and running) nodes.
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Crashes node `index` now, as a crash fault would (for tests and tools).
+    /// Returns false if there is no such running node.
+    pub fn crash_node(&mut self, index: u32) -> bool {
+        let Some(&key) = self.by_index.get(index as usize) else { return false };
+        let running = self.nodes[key].node.is_some();
+        self.crash(key, false);
+        running
+    }
+
+    /// Restarts crashed node `index` now from what it persisted, and bootstraps it.
+    /// Returns false if there is no such crashed node.
+    pub fn restart_node(&mut self, index: u32) -> bool {
+        let Some(&key) = self.by_index.get(index as usize) else { return false };
+        let down = self.nodes[key].node.is_none() && !self.nodes[key].gone;
+        self.restart(key);
+        down
+    }
+
+    fn count(&mut self, name: &'static str, n: u64) {
+        *self.counters.entry(name).or_insert(0) += n;
+    }
+
+    /// Runs every event up to and including time `until` (nanoseconds), or to the end of the run.
+    pub fn run_until(&mut self, until: u64) {
+        let mut since_progress = 0u32;
+        while !self.finished {
+            match self.queue.peek_time() {
+                Some(at) if at <= until => {}
+                _ => break,
+            }
+            let Some((at, event)) = self.queue.pop() else { break };
+            self.now = at;
+            self.dispatch(event);
+            if self.recorder.should_stop() {
+                self.finished = true;
+            }
+            since_progress += 1;
+            if since_progress == 8192 {
+                since_progress = 0;
+                let progress = Progress { now: self.now, end: self.end, events: self.recorder.events() };
+                if let Some(callback) = &mut self.progress {
+                    callback(progress);
+                }
+            }
+        }
+        if self.queue.is_empty() {
+            self.finished = true;
+        }
+    }
+
+    fn dispatch(&mut self, event: Ev) {
+        match event {
+            Ev::Deliver { to, from, bytes } => self.deliver(to, from, bytes),
+            Ev::Timer { node, generation } => self.fire_timer(node, generation),
+            Ev::JoinNext => self.join_next(),
+            Ev::Phase(phase) => self.enter_phase(phase),
+            Ev::Workload(kind) => self.workload_arrival(kind),
+            Ev::Churn => self.churn(),
+            Ev::Snapshot => self.snapshot(true),
+            Ev::Partition { index, active } => self.toggle_partition(index, active),
+            Ev::Burst { index, active } => self.toggle_burst(index, active),
+            Ev::Crash(index) => self.crash_fault(index),
+            Ev::Restart(key) => self.restart(key),
+        }
+    }
+
+    /// Runs the whole scenario and ends the trace.
+    pub fn run_to_end(mut self) -> (Finished, WorldSummary) {
+        self.run_until(u64::MAX);
+        self.finish()
+    }
+
+    /// Ends the trace where the run stands and gathers the summary.
+    pub fn finish(self) -> (Finished, WorldSummary) {
+        let World { recorder, nodes, retired, counters, scenario, now, by_index, live, .. } = self;
+        let mut engine = retired;
+        for sn in nodes.values() {
+            if let Some(node) = &sn.node {
+                for (name, value) in node.metrics().iter() {
+                    engine.add(name, value);
+                }
+            }
+        }
+        let mut finished = recorder.finish();
+        let checkers = checkers::summarize(&mut finished.checkers, now);
+        let mut metrics = finished.stats.metrics();
+        for (name, value) in engine.iter() {
+            metrics.insert(name.to_string(), value as f64);
+        }
+        for (name, value) in counters {
+            metrics.insert(name.to_string(), value as f64);
+        }
+        metrics.insert("sim.nodes.total".to_string(), by_index.len() as f64);
+        metrics.insert("sim.nodes.live_at_end".to_string(), live.len() as f64);
+        (finished, WorldSummary { scenario, sim_nanos: now, checkers, metrics })
+    }
+}
+
+/// What a finished world reports, besides the trace.
+pub struct WorldSummary {
+    /// The scenario as run (swarm mix applied).
+    pub scenario: Scenario,
+    /// Simulated time reached, in nanoseconds.
+    pub sim_nanos: u64,
+    /// The checkers' verdict.
+    pub checkers: checkers::CheckerSummary,
+    /// All metrics: sim-side measurements, network counters and summed engine counters.
+    pub metrics: crate::stats::MetricMap,
+}
