@@ -1,9 +1,11 @@
 //! Swarm testing (TigerBeetle VOPR style): each seed draws its own fault mix.
 //!
 //! With `--swarm` (and always in `chaos`), the scenario's `[faults]` section
-//! and `network.loss` are replaced by a mix drawn from the run seed: each
-//! fault class is enabled or disabled at random, and the intensities of the
-//! enabled ones are drawn within the bounds below. The same seed always draws
+//! is replaced by a mix drawn from the run seed: each fault class is enabled
+//! or disabled at random, and the intensities of the enabled ones are drawn
+//! within the bounds below. Extra loss is drawn as a loss burst covering the
+//! whole safety phase, so that, like every fault, it heals at the liveness
+//! phase; the scenario's own `network.loss` stays. The same seed always draws
 //! the same mix, so `run --seed N --swarm` replays a failing chaos seed.
 
 use super::faults::{ChurnFault, ClockFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault};
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub struct SwarmBounds {
     /// Probability that each fault class is enabled in a drawn mix. Default 0.5.
     pub enable_probability: f64,
-    /// Largest base loss probability per fragment. Default 0.01.
+    /// Largest extra loss probability per fragment for the whole safety phase. Default 0.01.
     pub loss_max: f64,
     /// Most loss bursts. Default 3.
     pub loss_bursts_max: u32,
@@ -90,8 +92,6 @@ impl Default for SwarmBounds {
 /// The fault mix one swarm seed drew.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SwarmMix {
-    /// Base loss probability per fragment (replaces `network.loss`).
-    pub loss: f64,
     /// The faults (replace `[faults]`).
     pub faults: FaultsConfig,
 }
@@ -155,7 +155,10 @@ impl Scenario {
             churn: ChurnFault { per_hour: 0.0, bootstrap_peers: self.faults.churn.bootstrap_peers },
             ..FaultsConfig::default()
         };
-        let loss = if on.sample(&mut rng) { uniform(&mut rng, 0.0, b.loss_max) } else { 0.0 };
+        if on.sample(&mut rng) {
+            let loss = uniform(&mut rng, 0.0, b.loss_max);
+            faults.loss_bursts.push(LossBurst { start_secs: 0, duration_secs: safety, loss });
+        }
         if on.sample(&mut rng) {
             for _ in 0..between(&mut rng, 1, u64::from(b.loss_bursts_max.max(1))) {
                 faults.loss_bursts.push(LossBurst {
@@ -197,7 +200,7 @@ impl Scenario {
                 duplicate_probability: uniform(&mut rng, 0.0, b.duplicate_probability_max),
             };
         }
-        SwarmMix { loss, faults }
+        SwarmMix { faults }
     }
 
     fn draw_partition(&self, rng: &mut SimRng, safety: u64) -> PartitionFault {
@@ -227,7 +230,6 @@ impl Scenario {
     pub fn with_swarm_mix(&self, seed: u64) -> (Scenario, SwarmMix) {
         let mix = self.draw_swarm_mix(seed);
         let mut scenario = self.clone();
-        scenario.network.loss = mix.loss;
         scenario.faults = mix.faults.clone();
         (scenario, mix)
     }

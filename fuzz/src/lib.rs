@@ -1,0 +1,67 @@
+//! # allium-fuzz
+//!
+//! bolero harnesses for every decoder of the Allium engine and for a
+//! [`Node`](allium_engine::Node) fed arbitrary input sequences.
+//!
+//! The crate follows str0m's layout: the logic of every target lives here,
+//! as a plain function that takes the fuzzer's input and panics on a broken
+//! property, and each file in `tests/` is a thin `bolero::check!()` around
+//! one of these functions. The same targets therefore run
+//!
+//! * under `cargo test -p allium-fuzz`, as bounded random tests (see
+//!   [`ITERATIONS`] and [`TEST_TIME`]; a failure prints
+//!   `BOLERO_RANDOM_SEED=…` to replay it), and
+//! * under `cargo bolero test <target> -p allium-fuzz`, as coverage-guided
+//!   fuzzers (libFuzzer, AFL, …), where the bounds are ignored.
+//!
+//! See `fuzz/README.md` for the list of targets and the exact commands.
+//!
+//! ## Modules
+//!
+//! * [`codec`]: targets for the byte-level decoders (framing, DHT messages,
+//!   persisted state).
+//! * [`model`]: fuzzer-generated descriptions of DHT messages, turned into
+//!   structurally valid engine values.
+//! * [`node`]: the `node_inputs` target, a node driven by a script of
+//!   datagrams, timeouts and commands, with the oracles it checks.
+//! * [`pool`]: the node under test and the fixed pool of fake peers the
+//!   harness impersonates.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod model;
+pub mod node;
+pub mod pool;
+
+use core::time::Duration;
+
+/// Iterations of a byte-level decoder target under `cargo test`.
+///
+/// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
+pub const ITERATIONS: usize = 20_000;
+
+/// Iterations (whole scripts) of the `node_inputs` target under `cargo test`.
+///
+/// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
+pub const NODE_ITERATIONS: usize = 2_000;
+
+/// Iterations of the structured round-trip targets under `cargo test`
+/// (each one signs records, so they are slower than the byte targets).
+///
+/// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
+pub const STRUCTURED_ITERATIONS: usize = 2_000;
+
+/// Most bytes of fuzzer entropy one structured input (a script, a message)
+/// may draw under `cargo test`; bolero's default of 4 KiB cuts long scripts
+/// short.
+///
+/// Overridden by the `BOLERO_RANDOM_MAX_LEN` environment variable.
+pub const MAX_LEN: usize = 64 * 1024;
+
+/// Wall-clock cap of any one target under `cargo test`, whichever of this
+/// and the iteration count comes first, so that a slow debug build still
+/// finishes in a few seconds.
+///
+/// Overridden by the `BOLERO_RANDOM_TEST_TIME_MS` environment variable.
+pub const TEST_TIME: Duration = Duration::from_secs(4);
