@@ -160,8 +160,8 @@ pub fn commented_config(listen: SocketAddr, control: SocketAddr, metrics: Socket
     let params = toml::to_string(&Params::default()).unwrap_or_default();
     let mut commented_params = String::new();
     for line in params.lines() {
-        if line.starts_with('[') {
-            commented_params.push_str(&format!("# [params.{}\n", &line[1..]));
+        if let Some(section) = line.strip_prefix('[') {
+            commented_params.push_str(&format!("# [params.{section}\n"));
         } else if !line.is_empty() {
             commented_params.push_str(&format!("# {line}\n"));
         }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Clone, Debug)]
 pub enum CommandOutcome {
     /// The DHT finished it.
-    Dht(DhtEvent),
+    Dht(Box<DhtEvent>),
     /// The node refused it (bad arguments).
     Rejected(String),
 }
@@ -273,7 +273,7 @@ impl NodeRuntime {
                     }
                 };
                 if let Some(reply) = id.and_then(|id| self.pending.remove(&id)) {
-                    let _ = reply.send(CommandOutcome::Dht(event));
+                    let _ = reply.send(CommandOutcome::Dht(Box::new(event)));
                 }
             }
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),

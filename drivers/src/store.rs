@@ -17,8 +17,13 @@ const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 pub enum Store {
     /// A redb database file.
     Disk(Database),
-    /// Nothing leaves memory (amnesia mode).
-    Memory(PersistedState),
+    /// Nothing leaves memory (amnesia mode, and simulated nodes).
+    Memory {
+        /// What has been persisted so far.
+        state: PersistedState,
+        /// A fixed identity secret, or `None` for a fresh one from OS entropy.
+        identity: Option<Zeroizing<[u8; 64]>>,
+    },
 }
 
 fn row_key(op: &PersistOp) -> Vec<u8> {
@@ -63,14 +68,22 @@ impl Store {
         Ok(Store::Disk(db))
     }
 
-    /// An in-memory store (amnesia mode and tests).
+    /// An in-memory store with a fresh identity (amnesia mode).
     pub fn memory() -> Self {
-        Store::Memory(PersistedState::default())
+        Store::Memory { state: PersistedState::default(), identity: None }
+    }
+
+    /// An in-memory store holding `identity` (simulated nodes, tests).
+    pub fn memory_with_identity(identity: &Identity) -> Self {
+        Store::Memory { state: PersistedState::default(), identity: Some(identity.secret_bytes()) }
     }
 
     /// The stored identity, or a new one from OS entropy (stored at once).
     /// In memory mode the identity is always new.
     pub fn load_or_create_identity(&mut self) -> anyhow::Result<(Identity, bool)> {
+        if let Store::Memory { identity: Some(secret), .. } = self {
+            return Ok((Identity::from_secret(secret, CryptoSuite::Real), false));
+        }
         if let Store::Disk(db) = self {
             let txn = db.begin_read()?;
             let table = txn.open_table(META)?;
@@ -96,7 +109,7 @@ impl Store {
     /// Everything persisted so far.
     pub fn load_state(&self) -> anyhow::Result<PersistedState> {
         match self {
-            Store::Memory(state) => Ok(state.clone()),
+            Store::Memory { state, .. } => Ok(state.clone()),
             Store::Disk(db) => {
                 let txn = db.begin_read()?;
                 let table = txn.open_table(STATE)?;
@@ -123,7 +136,7 @@ impl Store {
             return Ok(());
         }
         match self {
-            Store::Memory(state) => {
+            Store::Memory { state, .. } => {
                 ops.into_iter().for_each(|op| state.apply(op));
                 Ok(())
             }

@@ -1,6 +1,7 @@
 //! 10,000 random and truncated datagrams at a node's UDP port: the node
 //! keeps running and answering, and its rejected-datagram metric counts
 //! exactly the ones the engine's decoders refuse.
+#![cfg(not(madsim))]
 
 mod common;
 

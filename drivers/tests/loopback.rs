@@ -1,6 +1,7 @@
 //! Five real `allium-node` processes on 127.0.0.1: put on one, get on every
 //! other; kill one with SIGKILL and the gets still succeed; restart it and
 //! it rejoins with its persisted identity and records.
+#![cfg(not(madsim))]
 
 mod common;
 

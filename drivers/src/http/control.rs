@@ -44,22 +44,34 @@ fn stopped() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down")
 }
 
+/// Runs a command; `Ok` holds the DHT event that finished it.
+async fn run(handle: &Handle, command: Command) -> Result<DhtEvent, Response> {
+    match handle.command(command).await {
+        Ok(CommandOutcome::Dht(event)) => Ok(*event),
+        Ok(CommandOutcome::Rejected(reason)) => Err(error(StatusCode::BAD_REQUEST, reason)),
+        Err(_) => Err(stopped()),
+    }
+}
+
+fn unexpected(event: DhtEvent) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected outcome {event:?}"))
+}
+
 async fn put(State(handle): State<Handle>, Json(request): Json<PutRequest>) -> Response {
     let command = Command::PutValue { name: request.key.into_bytes(), value: request.value.into_bytes() };
-    match handle.command(command).await {
-        Ok(CommandOutcome::Dht(DhtEvent::PutFinished { key, stored, .. })) => {
+    match run(&handle, command).await {
+        Ok(DhtEvent::PutFinished { key, stored, .. }) => {
             Json(json!({ "key": key.to_hex(), "stored": stored })).into_response()
         }
-        Ok(CommandOutcome::Rejected(reason)) => error(StatusCode::BAD_REQUEST, reason),
-        Ok(other) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected outcome {other:?}")),
-        Err(_) => stopped(),
+        Ok(other) => unexpected(other),
+        Err(response) => response,
     }
 }
 
 async fn get_value(State(handle): State<Handle>, Query(query): Query<GetQuery>) -> Response {
     let key = key_for_name(query.key.as_bytes());
-    match handle.command(Command::GetValue { key }).await {
-        Ok(CommandOutcome::Dht(DhtEvent::GetFinished { record: Some(record), .. })) => Json(json!({
+    match run(&handle, Command::GetValue { key }).await {
+        Ok(DhtEvent::GetFinished { record: Some(record), .. }) => Json(json!({
             "key": key.to_hex(),
             "value": String::from_utf8_lossy(&record.value),
             "value_hex": hex(&record.value),
@@ -67,12 +79,11 @@ async fn get_value(State(handle): State<Handle>, Query(query): Query<GetQuery>) 
             "seq": record.seq,
         }))
         .into_response(),
-        Ok(CommandOutcome::Dht(DhtEvent::GetFinished { record: None, .. })) => {
+        Ok(DhtEvent::GetFinished { record: None, .. }) => {
             error(StatusCode::NOT_FOUND, format!("no record under {:?}", query.key))
         }
-        Ok(CommandOutcome::Rejected(reason)) => error(StatusCode::BAD_REQUEST, reason),
-        Ok(other) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected outcome {other:?}")),
-        Err(_) => stopped(),
+        Ok(other) => unexpected(other),
+        Err(response) => response,
     }
 }
 
