@@ -65,3 +65,21 @@ fn five_processes_put_get_kill_and_restart() {
     let status = nodes[0].terminate();
     assert!(status.success(), "SIGTERM should exit 0, got {status:?}\n{}", nodes[0].log());
 }
+
+#[test]
+fn amnesia_writes_nothing_and_forgets_its_identity() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("ghost");
+    let mut node = NodeProcess::start_amnesiac(&dir);
+    node.wait_ready(Duration::from_secs(20));
+    let first_id = node.stats()["node_id"].as_str().unwrap().to_string();
+    let put = node.ctl(&["dht", "put", "k", "v"]);
+    assert!(put.status.success());
+    assert!(node.terminate().success());
+    node.restart();
+    node.wait_ready(Duration::from_secs(20));
+    let stats = node.stats();
+    assert_ne!(stats["node_id"].as_str().unwrap(), first_id, "an amnesiac node has an ephemeral identity");
+    assert_eq!(stats["values_held"].as_u64(), Some(0), "and remembers no records");
+    assert!(!dir.exists(), "and writes nothing to its data directory");
+}

@@ -26,6 +26,7 @@ pub struct NodeProcess {
     pub metrics: SocketAddr,
     child: Option<Child>,
     bootstrap: Vec<SocketAddr>,
+    amnesia: bool,
 }
 
 impl NodeProcess {
@@ -53,15 +54,40 @@ impl NodeProcess {
             metrics,
             child: None,
             bootstrap: bootstrap.to_vec(),
+            amnesia: false,
+        };
+        node.spawn();
+        node
+    }
+
+    /// `allium-node run --amnesia` with flags only: no init, no config file.
+    pub fn start_amnesiac(dir: &Path) -> Self {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut node = NodeProcess {
+            dir: dir.to_path_buf(),
+            listen: addr(free_port()),
+            control: addr(free_port()),
+            metrics: addr(free_port()),
+            child: None,
+            bootstrap: Vec::new(),
+            amnesia: true,
         };
         node.spawn();
         node
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.join("node.log")).unwrap();
         let mut command = Command::new(BIN);
-        command.args(["run", "--config", self.dir.join("config.toml").to_str().unwrap()]);
+        let log = if self.amnesia {
+            // Flags only, and the log kept out of the data directory.
+            command.args(["run", "--amnesia", "--data-dir", self.dir.to_str().unwrap()]);
+            command.args(["--listen", &self.listen.to_string(), "--control", &self.control.to_string()]);
+            command.args(["--metrics", &self.metrics.to_string()]);
+            tempfile::tempfile().unwrap()
+        } else {
+            command.args(["run", "--config", self.dir.join("config.toml").to_str().unwrap()]);
+            std::fs::File::create(self.dir.join("node.log")).unwrap()
+        };
         if !self.bootstrap.is_empty() {
             let list: Vec<String> = self.bootstrap.iter().map(ToString::to_string).collect();
             command.args(["--bootstrap", &list.join(",")]);
