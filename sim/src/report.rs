@@ -33,7 +33,8 @@ pub struct Report {
     pub crypto_suite: String,
     /// Simulated time covered, in seconds.
     pub sim_seconds: f64,
-    /// Wall-clock time, in seconds (filled in by the binary; 0 from the library).
+    /// Wall-clock time, in seconds (filled in by the binary; 0 from the library; with
+    /// `--check-determinism` it covers every run).
     pub wall_seconds: f64,
     /// Trace events recorded.
     pub events: u64,

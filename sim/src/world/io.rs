@@ -59,6 +59,7 @@ impl World {
         if at == sn.armed_at {
             return;
         }
+        self.counters.timers_armed += 1;
         sn.generation = sn.generation.wrapping_add(1);
         sn.armed_at = at;
         if at != UNARMED {
@@ -69,6 +70,7 @@ impl World {
     pub(super) fn fire_timer(&mut self, key: NodeKey, generation: u32) {
         let Some(sn) = self.nodes.get_mut(key) else { return };
         if sn.generation != generation || sn.node.is_none() {
+            self.counters.timers_stale += 1;
             return;
         }
         sn.armed_at = UNARMED;
@@ -95,8 +97,8 @@ impl World {
 
     /// Sends a datagram through the network model and the fault rules.
     fn transmit(&mut self, from_key: NodeKey, to: Addr, bytes: Vec<u8>) {
-        self.count("net.sent", 1);
-        self.count("net.sent_bytes", bytes.len() as u64);
+        self.counters.sent += 1;
+        self.counters.sent_bytes += bytes.len() as u64;
         let from_index = self.nodes[from_key].index;
         let target = index_of(&to).and_then(|i| self.by_index.get(i as usize).copied());
         let Some(to_key) = target else {
@@ -118,12 +120,12 @@ impl World {
         match self.faults.rule(from_sides, to_sides) {
             PacketRule::Pass => self.queue.push(arrives, Ev::Deliver { to: to_key, from: from_index, bytes }),
             PacketRule::Delay(extra) => {
-                self.count("net.delayed", 1);
+                self.counters.delayed += 1;
                 self.queue.push(arrives + extra, Ev::Deliver { to: to_key, from: from_index, bytes });
             }
             PacketRule::Drop(cause) => self.drop_datagram(from_index, to_index, cause, bytes.len()),
             PacketRule::Duplicate(extra) => {
-                self.count("net.duplicated", 1);
+                self.counters.duplicated += 1;
                 self.queue.push(arrives, Ev::Deliver { to: to_key, from: from_index, bytes: bytes.clone() });
                 self.queue.push(arrives + extra, Ev::Deliver { to: to_key, from: from_index, bytes });
             }
@@ -131,7 +133,7 @@ impl World {
     }
 
     fn persist(&mut self, key: NodeKey, op: PersistOp) {
-        self.count("sim.persist.ops", 1);
+        self.counters.persist_ops += 1;
         if let Some(state) = self.nodes.get_mut(key).and_then(|sn| sn.persisted.as_mut()) {
             state.apply(op);
         }

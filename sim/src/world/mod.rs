@@ -93,6 +93,32 @@ enum Ev {
     Restart(NodeKey),
 }
 
+/// Simulator-side counters of the hot path (plain fields: no map lookups per datagram).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    sent: u64,
+    sent_bytes: u64,
+    delayed: u64,
+    duplicated: u64,
+    persist_ops: u64,
+    timers_armed: u64,
+    timers_stale: u64,
+}
+
+impl Counters {
+    fn named(self) -> [(&'static str, u64); 7] {
+        [
+            ("net.sent", self.sent),
+            ("net.sent_bytes", self.sent_bytes),
+            ("net.delayed", self.delayed),
+            ("net.duplicated", self.duplicated),
+            ("sim.persist.ops", self.persist_ops),
+            ("sim.timers.armed", self.timers_armed),
+            ("sim.timers.stale", self.timers_stale),
+        ]
+    }
+}
+
 /// One simulated node.
 struct SimNode {
     index: u32,
@@ -130,7 +156,7 @@ pub struct World {
     churn_rng: SimRng,
     crash_rng: SimRng,
     retired: Metrics,
-    counters: BTreeMap<&'static str, u64>,
+    counters: Counters,
     outputs: Vec<Output>,
     keep_persisted: bool,
     commands_open: bool,
@@ -174,7 +200,7 @@ impl World {
             churn_rng: stream(seed, "churn"),
             crash_rng: stream(seed, "crash"),
             retired: Metrics::default(),
-            counters: BTreeMap::new(),
+            counters: Counters::default(),
             outputs: Vec::new(),
             keep_persisted: options.keep_persisted_state || scenario.faults.can_restart(),
             commands_open: false,
@@ -252,10 +278,6 @@ impl World {
         down
     }
 
-    fn count(&mut self, name: &'static str, n: u64) {
-        *self.counters.entry(name).or_insert(0) += n;
-    }
-
     /// Runs every event up to and including time `until` (nanoseconds), or to the end of the run.
     pub fn run_until(&mut self, until: u64) {
         let mut since_progress = 0u32;
@@ -323,7 +345,7 @@ impl World {
         for (name, value) in engine.iter() {
             metrics.insert(name.to_string(), value as f64);
         }
-        for (name, value) in counters {
+        for (name, value) in counters.named() {
             metrics.insert(name.to_string(), value as f64);
         }
         metrics.insert("sim.nodes.total".to_string(), by_index.len() as f64);

@@ -53,7 +53,7 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
     /// Run twice and report the first event where the runs diverge.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trace")]
     check_determinism: bool,
     /// Replace the scenario's faults with the mix this seed draws.
     #[arg(long)]
@@ -120,6 +120,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         }
         report
     };
+    // With --check-determinism the wall time covers both runs (and a third on divergence).
     report.set_wall_clock(stopwatch.seconds(), wall::peak_rss_bytes());
     eprint!("{}", report.summary_table());
     if args.json {
