@@ -346,7 +346,13 @@ impl Dht {
             ));
         }
         let key = key_for_name(name);
-        let seq = self.own_values.get(&key).map_or(1, |r| r.seq + 1);
+        // A restored record may already hold the last sequence number (the
+        // persisted state is read from disk and may be corrupt): refuse the
+        // update rather than overflow.
+        let seq = match self.own_values.get(&key) {
+            None => 1,
+            Some(held) => held.seq.checked_add(1).ok_or("the record's sequence number is exhausted (u64::MAX)")?,
+        };
         let record = ValueRecord::sign(identity, key, value, seq, self.params.record_ttl_secs);
         self.own_values.insert(key, record.clone());
         self.persist(PersistOp::PutOwnValue(record.clone()));
@@ -551,5 +557,41 @@ impl Dht {
             }
             routing::SeenOutcome::Refreshed | routing::SeenOutcome::Dropped | routing::SeenOutcome::IsLocal => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::crypto::CryptoSuite;
+    use crate::dht::{ValueRecord, key_for_name};
+    use crate::{Command, Event, Identity, Input, Instant, Node, NodeConfig, NodeSeed, Output, Params, PersistedState};
+
+    /// Found by the `persist_round_trip` fuzz target (allium-fuzz): a node
+    /// restored with an own record at `seq = u64::MAX` panicked with an
+    /// arithmetic overflow on the next put under that name.
+    #[test]
+    fn put_over_an_exhausted_sequence_number_is_refused_not_a_panic() {
+        let identity = || Identity::from_seed(&NodeSeed::derive(1, 0), CryptoSuite::Real);
+        let key = key_for_name(b"name");
+        let held = ValueRecord::sign(&identity(), key, b"old".to_vec(), u64::MAX, 60);
+        let mut state = PersistedState::default();
+        state.own_values.insert(key, held);
+        let config = NodeConfig {
+            identity: identity(),
+            seed: NodeSeed::derive(1, 0),
+            params: Params::default(),
+            local_addr: ([127, 0, 0, 1], 4000).into(),
+            bootstrap: Vec::new(),
+        };
+        let mut node = Node::restore(Instant::ZERO, config, state);
+        let put = |name: &[u8]| Command::PutValue { name: name.to_vec(), value: b"new".to_vec() };
+        node.handle_input(Instant::ZERO, Input::Command { id: 1, command: put(b"name") });
+        let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+        assert!(matches!(outputs.as_slice(), [Output::Event(Event::CommandRejected { id: 1, .. })]), "{outputs:?}");
+        assert_eq!(node.metrics().get("node.commands.rejected"), 1);
+        // Other names still publish, starting at sequence number 1.
+        node.handle_input(Instant::ZERO, Input::Command { id: 2, command: put(b"other") });
+        let persisted: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+        assert!(persisted.iter().any(|o| matches!(o, Output::Persist(crate::PersistOp::PutOwnValue(r)) if r.seq == 1)));
     }
 }
