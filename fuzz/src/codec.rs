@@ -149,7 +149,9 @@ pub fn persist_round_trip(ops: &[FuzzPersistOp]) {
 }
 
 /// Restores the node under test from `state`, checks what it kept, then
-/// bootstraps it and fires its first timer.
+/// bootstraps it, publishes a value under every name the generators use
+/// (so a persisted own record is updated), announces itself as a provider,
+/// and fires its first timer.
 fn exercise_restored(state: PersistedState) {
     let now = Instant::from_secs(1);
     let mut node = pool::restore_node(now, state.clone());
@@ -167,6 +169,14 @@ fn exercise_restored(state: PersistedState) {
         assert!(record.verify());
     }
     node.handle_input(now, Input::Command { id: 0, command: Command::Bootstrap });
+    drain(&mut node);
+    for name in 0..pool::NAMES {
+        let command = Command::PutValue { name: vec![name], value: vec![name; 8] };
+        node.handle_input(now, Input::Command { id: u64::from(name) + 1, command });
+        drain(&mut node);
+    }
+    let key = allium_engine::dht::key_for_name(&[0]);
+    node.handle_input(now, Input::Command { id: 100, command: Command::Provide { key } });
     drain(&mut node);
     let wake = node.poll_timeout().expect("a node always has a timer");
     node.handle_input(wake.max(now), Input::Timeout);

@@ -132,6 +132,28 @@ impl FuzzTtl {
     }
 }
 
+/// A record sequence number, biased towards the edges of the range.
+#[derive(Clone, Copy, Debug, TypeGenerator)]
+pub enum FuzzSeq {
+    /// Small, so that versions compete.
+    Small(u8),
+    /// `u64::MAX - n`: the end of the sequence space.
+    NearMax(u8),
+    /// Anything.
+    Any(u64),
+}
+
+impl FuzzSeq {
+    /// The sequence number.
+    pub fn value(self) -> u64 {
+        match self {
+            FuzzSeq::Small(n) => u64::from(n),
+            FuzzSeq::NearMax(n) => u64::MAX - u64::from(n),
+            FuzzSeq::Any(n) => n,
+        }
+    }
+}
+
 /// A value record.
 #[derive(Clone, Debug, TypeGenerator)]
 pub enum FuzzValueRecord {
@@ -145,8 +167,8 @@ pub enum FuzzValueRecord {
         name: u8,
         /// The value.
         value: FuzzValue,
-        /// Sequence number (small, so that versions compete).
-        seq: u8,
+        /// Sequence number.
+        seq: FuzzSeq,
         /// Lifetime.
         ttl: FuzzTtl,
     },
@@ -159,7 +181,7 @@ pub enum FuzzValueRecord {
         /// The publisher key.
         publisher: FuzzSender,
         /// Sequence number.
-        seq: u64,
+        seq: FuzzSeq,
         /// Lifetime.
         ttl: FuzzTtl,
         /// The signature.
@@ -174,13 +196,13 @@ impl FuzzValueRecord {
             FuzzValueRecord::Signed { publisher, local, name, value, seq, ttl } => {
                 let identity = if *local { pool::local() } else { &pool::peer(*publisher).identity };
                 let key = key_for_name(&[name % NAMES]);
-                ValueRecord::sign(identity, key, value.bytes(), u64::from(*seq), ttl.secs())
+                ValueRecord::sign(identity, key, value.bytes(), seq.value(), ttl.secs())
             }
             FuzzValueRecord::Raw { key, value, publisher, seq, ttl, signature } => ValueRecord {
                 key: key.key(),
                 value: value.bytes(),
                 publisher: publisher.key(),
-                seq: *seq,
+                seq: seq.value(),
                 ttl_secs: ttl.secs(),
                 signature: *signature,
             },
