@@ -71,3 +71,25 @@ fn the_json_trace_has_one_line_per_event() {
     // Writing the trace does not change it.
     assert_eq!(report.trace_hash, common::run(&scenario(), 5).trace_hash);
 }
+
+#[test]
+fn fingerprints_locate_the_first_divergent_event() {
+    use allium_sim::trace::Fingerprints;
+    use std::sync::Arc;
+    let scenario = scenario();
+    let record = allium_sim::RunOptions { fingerprints: Fingerprints::Record(Vec::new()), ..Default::default() };
+    let first = allium_sim::run_full(&scenario, 1, record).unwrap();
+    let Fingerprints::Record(expected) = first.fingerprints else { panic!("recorded") };
+    assert_eq!(expected.len() as u64, first.report.events);
+    // Compare a run of another seed against seed 1: event 0 (the join phase
+    // starting) is the same, event 1 (node 0 starts, with another identity) differs.
+    let compare = allium_sim::RunOptions {
+        fingerprints: Fingerprints::Compare { expected: Arc::new(expected), divergence: None },
+        ..Default::default()
+    };
+    let second = allium_sim::run_full(&scenario, 2, compare).unwrap();
+    let Fingerprints::Compare { divergence: Some(d), .. } = second.fingerprints else { panic!("diverges") };
+    assert_eq!(d.index, 1);
+    assert!(d.this_run.contains("node_up"), "{}", d.this_run);
+    assert!(second.report.events < first.report.events, "the second run stops at the divergence");
+}

@@ -207,7 +207,8 @@ pub struct ChecksConfig {
     pub liveness_min_success_rate: f64,
     /// Length of the liveness window: the last part of the liveness phase before the drain, in seconds. Default 60.
     pub liveness_window_secs: u64,
-    /// Fewest lookups the liveness window must contain for the rate to be judged. Default 10.
+    /// Fewest lookups the liveness window must contain for the rate to be judged; fewer is a
+    /// violation (set 0 for a workload without lookups). Default 10.
     pub liveness_min_lookups: u64,
     /// Interval between routing-table snapshots (one event per live node), in seconds. Default 60.
     pub snapshot_interval_secs: u64,

@@ -158,8 +158,8 @@ fn chaos_command(args: ChaosArgs) -> Result<ExitCode> {
     for outcome in &outcomes {
         if let Some(why) = outcome.failure() {
             failed += 1;
-            println!("seed {} FAILED: {why}", outcome.seed);
-            println!("  replay: {}", replay_command(&file, outcome.seed, true, &args.sets));
+            let replay = replay_command(&file, outcome.seed, true, &args.sets);
+            println!("FAILED seed {}: {replay}   # {}", outcome.seed, why.replace('\n', " "));
         }
     }
     println!("chaos: {} passed, {failed} failed", outcomes.len() - failed);
