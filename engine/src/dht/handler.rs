@@ -35,11 +35,7 @@ impl Dht {
 
     /// Up to k contacts closest to `target`, leaving out the requester.
     fn closer_for(&self, target: &NodeId, requester: &NodeId) -> Vec<PeerInfo> {
-        let k = self.params.k;
-        let mut closer = self.table.closest_live(target, k + 1);
-        closer.retain(|p| p.id != *requester);
-        closer.truncate(k);
-        closer
+        self.table.closest_live(target, self.params.k, requester)
     }
 
     fn answer(&mut self, now: Instant, peer: PeerInfo, request_id: u64, body: Body) {

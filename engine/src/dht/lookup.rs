@@ -363,9 +363,9 @@ mod tests {
         let tables: Vec<RoutingTable> = peers
             .iter()
             .map(|p| {
-                let mut table = RoutingTable::new(p.id, k, 2);
+                let mut table = RoutingTable::new(p.id, k, 2, core::time::Duration::ZERO);
                 for q in &peers {
-                    table.on_seen(*q);
+                    table.on_seen(*q, crate::time::Instant::ZERO);
                 }
                 table
             })

@@ -195,9 +195,9 @@ impl Dht {
         state: PersistedState,
     ) -> Self {
         let pow_nonce = pow::solve(&local.id, params.pow_difficulty);
-        let mut table = RoutingTable::new(local.id, params.k, params.max_failures);
+        let mut table = RoutingTable::new(local.id, params.k, params.max_failures, params.recently_seen());
         for peer in state.peers.values() {
-            table.on_seen(*peer);
+            table.on_seen(*peer, now);
         }
         let mut dht = Dht {
             local,
@@ -542,7 +542,7 @@ impl Dht {
     /// Records that `peer` is alive, pinging a bucket's oldest contact when
     /// the bucket is full.
     fn saw_peer(&mut self, now: Instant, peer: PeerInfo) {
-        match self.table.on_seen(peer) {
+        match self.table.on_seen(peer, now) {
             routing::SeenOutcome::Inserted | routing::SeenOutcome::AddressChanged => {
                 self.persist(PersistOp::PutPeer(peer));
             }

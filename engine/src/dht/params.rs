@@ -20,6 +20,9 @@ pub struct DhtParams {
     pub lookup_timeout_ms: u64,
     /// Consecutive failed requests after which a contact is stale (replaced by the next newcomer). Default 2.
     pub max_failures: u32,
+    /// A full bucket's oldest contact heard from within this many seconds is
+    /// not pinged to make room for a newcomer (the newcomer is dropped). Default 300.
+    pub recently_seen_secs: u64,
     /// Required leading zero bits of a node's proof-of-work (S/Kademlia dynamic puzzle); 0 disables. Default 0.
     pub pow_difficulty: u32,
     /// Lifetime of a value or provider record at its holders, in seconds. Default 86400.
@@ -49,6 +52,7 @@ impl Default for DhtParams {
             request_timeout_ms: 2_000,
             lookup_timeout_ms: 20_000,
             max_failures: 2,
+            recently_seen_secs: 300,
             pow_difficulty: 0,
             record_ttl_secs: 86_400,
             max_record_ttl_secs: 172_800,
@@ -80,8 +84,9 @@ impl DhtParams {
         if self.request_timeout_ms == 0 || self.lookup_timeout_ms < self.request_timeout_ms {
             return bad("lookup_timeout_ms", "must be at least request_timeout_ms, which must be positive");
         }
-        if self.pow_difficulty > 32 {
-            return bad("pow_difficulty", "must be at most 32");
+        if self.pow_difficulty > 24 {
+            // 2^24 hashes take seconds at start-up; more is a mistake.
+            return bad("pow_difficulty", "must be at most 24");
         }
         if self.republish_interval_secs == 0 || self.refresh_interval_secs == 0 || self.bootstrap_retry_secs == 0 {
             return bad("republish_interval_secs", "intervals must be positive");
@@ -100,6 +105,11 @@ impl DhtParams {
     /// [`Self::lookup_timeout_ms`] as a span.
     pub fn lookup_timeout(&self) -> Duration {
         millis(self.lookup_timeout_ms)
+    }
+
+    /// [`Self::recently_seen_secs`] as a span.
+    pub fn recently_seen(&self) -> Duration {
+        secs(self.recently_seen_secs)
     }
 
     /// [`Self::republish_interval_secs`] as a span.

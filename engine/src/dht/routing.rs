@@ -12,6 +12,7 @@ use super::key::Distance;
 use crate::identity::NodeId;
 use crate::node::Addr;
 use crate::time::Instant;
+use core::time::Duration;
 
 /// A contact: a node's identifier and the transport address it was last seen at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -27,6 +28,8 @@ struct Entry {
     peer: PeerInfo,
     /// Consecutive failed requests since the last response.
     failures: u32,
+    /// When the contact was last heard from.
+    last_seen: Instant,
 }
 
 /// A replacement waiting for the bucket's least-recently-seen contact to
@@ -60,7 +63,8 @@ pub enum SeenOutcome {
     /// The bucket is full: ping this least-recently-seen contact, and the
     /// newcomer replaces it if the ping fails.
     PingLeastRecent(PeerInfo),
-    /// The bucket is full and already has a replacement waiting; dropped.
+    /// The bucket is full of contacts heard from recently, or already has a
+    /// replacement waiting; the newcomer is dropped.
     Dropped,
     /// The local node's own identifier; never stored.
     IsLocal,
@@ -83,15 +87,25 @@ pub struct RoutingTable {
     local: NodeId,
     k: usize,
     max_failures: u32,
+    recently_seen: Duration,
     buckets: Vec<Bucket>,
     len: usize,
 }
 
 impl RoutingTable {
     /// An empty table for `local` with buckets of at most `k` contacts, in
-    /// which a contact is stale after `max_failures` consecutive failures.
-    pub fn new(local: NodeId, k: usize, max_failures: u32) -> Self {
-        RoutingTable { local, k: k.max(1), max_failures: max_failures.max(1), buckets: Vec::new(), len: 0 }
+    /// which a contact is stale after `max_failures` consecutive failures,
+    /// and a full bucket's oldest contact is pinged for a newcomer only if
+    /// it has not been heard from within `recently_seen`.
+    pub fn new(local: NodeId, k: usize, max_failures: u32, recently_seen: Duration) -> Self {
+        RoutingTable {
+            local,
+            k: k.max(1),
+            max_failures: max_failures.max(1),
+            recently_seen,
+            buckets: Vec::new(),
+            len: 0,
+        }
     }
 
     /// The local identifier.
@@ -127,18 +141,19 @@ impl RoutingTable {
         self.bucket_of(id).and_then(|i| self.buckets.get(i)).is_some_and(|b| b.entries.iter().any(|e| e.peer.id == *id))
     }
 
-    /// Records that `peer` answered or sent us a message.
-    pub fn on_seen(&mut self, peer: PeerInfo) -> SeenOutcome {
+    /// Records that `peer` answered or sent us a message at `now`.
+    pub fn on_seen(&mut self, peer: PeerInfo, now: Instant) -> SeenOutcome {
         let Some(index) = self.bucket_of(&peer.id) else {
             return SeenOutcome::IsLocal;
         };
-        let (k, max_failures) = (self.k, self.max_failures);
+        let (k, max_failures, recently_seen) = (self.k, self.max_failures, self.recently_seen);
         let bucket = self.bucket_mut(index);
         if let Some(pos) = bucket.entries.iter().position(|e| e.peer.id == peer.id) {
             let mut entry = bucket.entries.remove(pos);
             let moved = entry.peer.addr != peer.addr;
             entry.peer = peer;
             entry.failures = 0;
+            entry.last_seen = now;
             bucket.entries.push(entry);
             if bucket.pending.as_ref().is_some_and(|p| p.pinged == peer.id) {
                 // The old contact is alive: it keeps its place.
@@ -147,7 +162,7 @@ impl RoutingTable {
             return if moved { SeenOutcome::AddressChanged } else { SeenOutcome::Refreshed };
         }
         if bucket.entries.len() < k {
-            bucket.entries.push(Entry { peer, failures: 0 });
+            bucket.entries.push(Entry { peer, failures: 0, last_seen: now });
             self.len += 1;
             return SeenOutcome::Inserted;
         }
@@ -156,13 +171,17 @@ impl RoutingTable {
             if bucket.pending.as_ref().is_some_and(|p| p.pinged == stale.id) {
                 bucket.pending = None;
             }
-            bucket.entries.push(Entry { peer, failures: 0 });
+            bucket.entries.push(Entry { peer, failures: 0, last_seen: now });
             return SeenOutcome::ReplacedStale(stale);
         }
         if let Some(pending) = &mut bucket.pending {
             if pending.candidate.id == peer.id {
                 pending.candidate = peer;
             }
+            return SeenOutcome::Dropped;
+        }
+        if now.saturating_duration_since(bucket.entries[0].last_seen) < recently_seen {
+            // Even the least recently seen contact is known to be alive.
             return SeenOutcome::Dropped;
         }
         let oldest = bucket.entries[0].peer;
@@ -193,7 +212,9 @@ impl RoutingTable {
         let removed = bucket.entries.remove(pos).peer;
         let candidate = bucket.pending.take().map(|p| p.candidate);
         if let Some(candidate) = candidate {
-            bucket.entries.push(Entry { peer: candidate, failures: 0 });
+            // Heard from when it was offered; it has not failed since.
+            let last_seen = bucket.entries.last().map_or(Instant::ZERO, |e| e.last_seen);
+            bucket.entries.push(Entry { peer: candidate, failures: 0, last_seen });
         }
         Removal { removed: Some(removed), promoted: candidate }
     }
@@ -236,56 +257,73 @@ impl RoutingTable {
     /// contacts in buckets deeper than `b`, which are nearer than those in
     /// shallower buckets, which grow more distant as the index falls.
     pub fn closest(&self, target: &NodeId, count: usize) -> Vec<PeerInfo> {
-        self.closest_filtered(target, count, true)
+        self.closest_filtered(target, count, true, None)
     }
 
-    /// Like [`Self::closest`], leaving out stale contacts: what a node hands
-    /// to others, who should not waste requests on contacts it cannot reach.
-    pub fn closest_live(&self, target: &NodeId, count: usize) -> Vec<PeerInfo> {
-        self.closest_filtered(target, count, false)
+    /// Like [`Self::closest`], leaving out stale contacts and `requester`:
+    /// what a node hands to others, who should not waste requests on
+    /// contacts it cannot reach, nor be told about themselves.
+    pub fn closest_live(&self, target: &NodeId, count: usize, requester: &NodeId) -> Vec<PeerInfo> {
+        self.closest_filtered(target, count, false, Some(requester))
     }
 
-    fn closest_filtered(&self, target: &NodeId, count: usize, include_stale: bool) -> Vec<PeerInfo> {
-        let mut out = Vec::with_capacity(count.min(self.len));
-        let take = |entries: &mut Vec<PeerInfo>, out: &mut Vec<PeerInfo>| {
-            entries.sort_unstable_by_key(|p| Distance::between(&p.id, target));
-            let room = count - out.len();
-            out.extend(entries.iter().take(room));
-            entries.clear();
-        };
-        let mut scratch = Vec::new();
-        let target_bucket = self.bucket_of(target);
+    fn closest_filtered(
+        &self,
+        target: &NodeId,
+        count: usize,
+        include_stale: bool,
+        exclude: Option<&NodeId>,
+    ) -> Vec<PeerInfo> {
         let max_failures = self.max_failures;
-        let peers = |b: &Bucket| {
-            b.entries.iter().filter(|e| include_stale || e.failures < max_failures).map(|e| e.peer).collect::<Vec<_>>()
+        let mut out = Vec::with_capacity(count.min(self.len));
+        let mut scratch: Vec<(Distance, PeerInfo)> = Vec::with_capacity(2 * self.k);
+        // Moves the nearest of `scratch` into `out`, up to `count` in all.
+        let drain = |scratch: &mut Vec<(Distance, PeerInfo)>, out: &mut Vec<PeerInfo>| {
+            let room = count - out.len();
+            if scratch.len() > room && room > 0 {
+                // Only the nearest `room` matter: partition, then sort those.
+                scratch.select_nth_unstable_by(room - 1, |a, b| a.0.cmp(&b.0));
+                scratch.truncate(room);
+            }
+            scratch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            out.extend(scratch.iter().take(room).map(|(_, p)| *p));
+            scratch.clear();
         };
-        match target_bucket {
+        let gather = |bucket: &Bucket, scratch: &mut Vec<(Distance, PeerInfo)>| {
+            let usable = bucket
+                .entries
+                .iter()
+                .filter(|e| include_stale || e.failures < max_failures)
+                .filter(|e| exclude != Some(&e.peer.id));
+            scratch.extend(usable.map(|e| (Distance::between(&e.peer.id, target), e.peer)));
+        };
+        match self.bucket_of(target) {
             None => {
                 for bucket in self.buckets.iter().rev() {
                     if out.len() == count {
                         break;
                     }
-                    scratch.extend(peers(bucket));
-                    take(&mut scratch, &mut out);
+                    gather(bucket, &mut scratch);
+                    drain(&mut scratch, &mut out);
                 }
             }
             Some(b) => {
                 if let Some(bucket) = self.buckets.get(b) {
-                    scratch.extend(peers(bucket));
-                    take(&mut scratch, &mut out);
+                    gather(bucket, &mut scratch);
+                    drain(&mut scratch, &mut out);
                 }
                 if out.len() < count {
                     for bucket in self.buckets.iter().skip(b + 1) {
-                        scratch.extend(peers(bucket));
+                        gather(bucket, &mut scratch);
                     }
-                    take(&mut scratch, &mut out);
+                    drain(&mut scratch, &mut out);
                 }
                 for bucket in self.buckets.iter().take(b).rev() {
                     if out.len() == count {
                         break;
                     }
-                    scratch.extend(peers(bucket));
-                    take(&mut scratch, &mut out);
+                    gather(bucket, &mut scratch);
+                    drain(&mut scratch, &mut out);
                 }
             }
         }
@@ -309,6 +347,8 @@ mod tests {
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, SocketAddr};
 
+    const T0: Instant = Instant::ZERO;
+
     fn peer(id: [u8; 32]) -> PeerInfo {
         PeerInfo { id: NodeId(id), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)) }
     }
@@ -322,9 +362,9 @@ mod tests {
             count in 1usize..40,
             k in 1usize..25,
         ) {
-            let mut table = RoutingTable::new(NodeId(local), k, 2);
+            let mut table = RoutingTable::new(NodeId(local), k, 2, Duration::ZERO);
             for id in &ids {
-                table.on_seen(peer(*id));
+                table.on_seen(peer(*id), T0);
             }
             let target = NodeId(target);
             let mut all: Vec<PeerInfo> = table.peers().collect();
@@ -333,7 +373,12 @@ mod tests {
             prop_assert_eq!(table.closest(&target, count), all);
             prop_assert_eq!(table.closest(&NodeId(local), count).len(), count.min(table.len()));
             // With no stale contacts, the live view is the same.
-            prop_assert_eq!(table.closest_live(&target, count), table.closest(&target, count));
+            let mut without_first: Vec<PeerInfo> = table.closest(&target, count + 1);
+            if !without_first.is_empty() {
+                let first = without_first.remove(0);
+                without_first.truncate(count);
+                prop_assert_eq!(table.closest_live(&target, count, &first.id), without_first);
+            }
         }
 
         #[test]
@@ -342,10 +387,10 @@ mod tests {
             ops in proptest::collection::vec((any::<[u8; 32]>(), any::<bool>()), 0..300),
             k in 1usize..8,
         ) {
-            let mut table = RoutingTable::new(NodeId(local), k, 1);
-            table.on_seen(peer(local));
+            let mut table = RoutingTable::new(NodeId(local), k, 1, Duration::ZERO);
+            table.on_seen(peer(local), T0);
             for (id, fail) in ops {
-                if fail { table.on_failure(&NodeId(id)); } else { table.on_seen(peer(id)); }
+                if fail { table.on_failure(&NodeId(id)); } else { table.on_seen(peer(id), T0); }
                 prop_assert!(table.bucket_sizes().iter().all(|&n| n <= k));
                 prop_assert_eq!(table.len(), table.peers().count());
                 prop_assert!(!table.contains(&NodeId(local)));
@@ -363,23 +408,23 @@ mod tests {
 
     #[test]
     fn live_oldest_contact_is_kept_over_newcomer() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
-        assert_eq!(table.on_seen(peer(far(1))), SeenOutcome::Inserted);
-        assert_eq!(table.on_seen(peer(far(2))), SeenOutcome::Inserted);
-        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
-        assert_eq!(table.on_seen(peer(far(4))), SeenOutcome::Dropped);
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::ZERO);
+        assert_eq!(table.on_seen(peer(far(1)), T0), SeenOutcome::Inserted);
+        assert_eq!(table.on_seen(peer(far(2)), T0), SeenOutcome::Inserted);
+        assert_eq!(table.on_seen(peer(far(3)), T0), SeenOutcome::PingLeastRecent(peer(far(1))));
+        assert_eq!(table.on_seen(peer(far(4)), T0), SeenOutcome::Dropped);
         // The oldest answers the ping: it stays, the newcomer is forgotten.
-        assert_eq!(table.on_seen(peer(far(1))), SeenOutcome::Refreshed);
+        assert_eq!(table.on_seen(peer(far(1)), T0), SeenOutcome::Refreshed);
         assert!(!table.contains(&NodeId(far(3))));
         assert!(table.contains(&NodeId(far(1))));
     }
 
     #[test]
     fn dead_oldest_contact_is_replaced() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
-        table.on_seen(peer(far(1)));
-        table.on_seen(peer(far(2)));
-        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::ZERO);
+        table.on_seen(peer(far(1)), T0);
+        table.on_seen(peer(far(2)), T0);
+        assert_eq!(table.on_seen(peer(far(3)), T0), SeenOutcome::PingLeastRecent(peer(far(1))));
         let removal = table.on_failure(&NodeId(far(1)));
         assert_eq!(removal, Removal { removed: Some(peer(far(1))), promoted: Some(peer(far(3))) });
         assert_eq!(table.len(), 2);
@@ -388,35 +433,61 @@ mod tests {
 
     #[test]
     fn stale_contacts_stay_until_someone_can_replace_them() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
-        table.on_seen(peer(far(1)));
-        table.on_seen(peer(far(2)));
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::ZERO);
+        table.on_seen(peer(far(1)), T0);
+        table.on_seen(peer(far(2)), T0);
         assert_eq!(table.on_failure(&NodeId(far(1))), Removal::default());
         assert!(!table.is_stale(&NodeId(far(1))));
         assert_eq!(table.on_failure(&NodeId(far(1))), Removal::default());
         assert!(table.is_stale(&NodeId(far(1))), "two failures make it stale");
         assert!(table.contains(&NodeId(far(1))), "but with no replacement it stays");
-        assert_eq!(table.closest_live(&NodeId(far(1)), 2), vec![peer(far(2))], "and is not handed out");
+        assert_eq!(
+            table.closest_live(&NodeId(far(1)), 2, &NodeId([9; 32])),
+            vec![peer(far(2))],
+            "and is not handed out"
+        );
         // It answers again: no longer stale.
-        table.on_seen(peer(far(1)));
+        table.on_seen(peer(far(1)), T0);
         assert!(!table.is_stale(&NodeId(far(1))));
         // Stale again; now a newcomer replaces it at once, without a ping.
         table.on_failure(&NodeId(far(1)));
         table.on_failure(&NodeId(far(1)));
-        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::ReplacedStale(peer(far(1))));
+        assert_eq!(table.on_seen(peer(far(3)), T0), SeenOutcome::ReplacedStale(peer(far(1))));
         assert!(!table.contains(&NodeId(far(1))));
         assert_eq!(table.len(), 2);
     }
 
     #[test]
     fn a_stale_contact_with_a_waiting_replacement_is_replaced() {
-        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2);
-        table.on_seen(peer(far(1)));
-        table.on_seen(peer(far(2)));
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::ZERO);
+        table.on_seen(peer(far(1)), T0);
+        table.on_seen(peer(far(2)), T0);
         // far(3) waits on a ping of far(1); meanwhile far(2) goes stale.
-        assert_eq!(table.on_seen(peer(far(3))), SeenOutcome::PingLeastRecent(peer(far(1))));
+        assert_eq!(table.on_seen(peer(far(3)), T0), SeenOutcome::PingLeastRecent(peer(far(1))));
         table.on_failure(&NodeId(far(2)));
         let removal = table.on_failure(&NodeId(far(2)));
         assert_eq!(removal, Removal { removed: Some(peer(far(2))), promoted: Some(peer(far(3))) });
+    }
+}
+
+#[cfg(test)]
+mod freshness_tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    fn far(n: u8) -> PeerInfo {
+        let mut id = [0u8; 32];
+        id[0] = 0x80;
+        id[31] = n;
+        PeerInfo { id: NodeId(id), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)) }
+    }
+
+    #[test]
+    fn a_recently_seen_oldest_contact_is_not_pinged() {
+        let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::from_secs(60));
+        table.on_seen(far(1), Instant::from_secs(0));
+        table.on_seen(far(2), Instant::from_secs(10));
+        assert_eq!(table.on_seen(far(3), Instant::from_secs(59)), SeenOutcome::Dropped);
+        assert_eq!(table.on_seen(far(3), Instant::from_secs(60)), SeenOutcome::PingLeastRecent(far(1)));
     }
 }
