@@ -285,7 +285,7 @@ impl RoutingTable {
                 scratch.select_nth_unstable_by(room - 1, |a, b| a.0.cmp(&b.0));
                 scratch.truncate(room);
             }
-            scratch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            scratch.sort_unstable_by_key(|entry| entry.0);
             out.extend(scratch.iter().take(room).map(|(_, p)| *p));
             scratch.clear();
         };
