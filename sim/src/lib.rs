@@ -87,9 +87,8 @@ pub fn run(scenario: &Scenario, seed: u64, options: RunOptions) -> Result<Report
 
 /// Runs `scenario` with `seed` to the end and returns the report and fingerprints.
 pub fn run_full(scenario: &Scenario, seed: u64, options: RunOptions) -> Result<RunOutput, SimError> {
-    scenario.validate()?;
     let swarm = options.swarm.then(|| scenario.draw_swarm_mix(seed));
-    let world = World::new(scenario, seed, options);
+    let world = World::new(scenario, seed, options)?;
     let (finished, summary) = world.run_to_end();
     if let Some(e) = finished.json_error {
         return Err(SimError::Trace(e));

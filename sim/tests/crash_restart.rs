@@ -11,7 +11,7 @@ use allium_sim::{RunOptions, World};
 fn a_restarted_node_keeps_its_persisted_records() {
     let scenario = common::small("quickstart.toml", &["workload.puts_per_sec=3.0"]);
     let options = RunOptions { keep_persisted_state: true, ..RunOptions::default() };
-    let mut world = World::new(&scenario, 21, options);
+    let mut world = World::new(&scenario, 21, options).expect("valid scenario");
     // Run into the safety phase, until puts have landed.
     world.run_until(scenario.safety_start() + 60 * NANOS);
     let holder = (0..world.node_count())

@@ -75,3 +75,11 @@ fn report_has_the_contract_fields() {
         assert!(json["metrics"][metric].is_number(), "missing metric {metric}");
     }
 }
+
+#[test]
+fn invalid_scenarios_built_in_code_are_refused() {
+    let mut scenario = common::small("quickstart.toml", &[]);
+    scenario.checks.snapshot_interval_secs = 0;
+    assert!(allium_sim::run(&scenario, 1, allium_sim::RunOptions::default()).is_err());
+    assert!(allium_sim::World::new(&scenario, 1, allium_sim::RunOptions::default()).is_err());
+}

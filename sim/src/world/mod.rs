@@ -17,7 +17,7 @@ use crate::live::LiveSet;
 use crate::net::{Network, Uplink};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, stream};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::stats::Stats;
 use crate::trace::{Fingerprints, Finished, Phase, Recorder};
 use crate::workload::{WorkKind, Workload};
@@ -166,10 +166,12 @@ pub struct World {
 }
 
 impl World {
-    /// Builds the world for `scenario` and `seed` (applying the swarm mix if asked);
-    /// nothing has happened yet.
-    pub fn new(scenario: &Scenario, seed: u64, options: RunOptions) -> Self {
+    /// Builds the world for `scenario` and `seed` (applying the swarm mix if asked),
+    /// after validating the scenario; nothing has happened yet.
+    pub fn new(scenario: &Scenario, seed: u64, options: RunOptions) -> Result<Self, ScenarioError> {
+        scenario.validate()?;
         let scenario = if options.swarm { scenario.with_swarm_mix(seed).0 } else { scenario.clone() };
+        scenario.validate()?;
         let net_cfg = &scenario.network;
         let net = Network::new(
             &net_cfg.latency_ms,
@@ -210,7 +212,7 @@ impl World {
             scenario,
         };
         world.schedule_phases();
-        world
+        Ok(world)
     }
 
     /// The scenario actually run (with the swarm mix applied, if any).
