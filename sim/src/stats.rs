@@ -1,5 +1,19 @@
 //! Metrics measured by the simulator from the trace.
 //!
+//! * `dht.lookup.success_rate`: share of finished workload lookups whose result contains the
+//!   true closest live node (at the lookup's start or end); `.safety`, `.liveness` and
+//!   `.liveness_window` split it by when the lookup started.
+//! * `dht.lookup.hops.p50|p99`, `dht.lookup.latency_ms.p50|p99`: engine-reported hops and
+//!   simulated (true-time) latency of finished lookups.
+//! * `dht.messages_per_lookup`: mean requests a lookup sent (each expects one response).
+//! * `dht.put.success_rate`: share of puts accepted by at least one peer; `dht.put.stored.mean`.
+//! * `dht.record.get_success_rate`: share of gets that returned a record.
+//! * `dht.routing_table.size.mean`: mean routing-table size over running nodes at the last
+//!   snapshot (taken at the end of the run).
+//! * `net.delivered`, `net.dropped.<cause>`: from the trace; `net.sent`, `net.delayed`,
+//!   `net.duplicated` and `sim.*` counters are added by the world, and the engine's own
+//!   counters (for example `wire.rejected`, `dht.requests.sent`) are summed over all nodes.
+//!
 //! Percentiles are exact: every sample is kept and sorted at the end, and
 //! the p-th percentile is the nearest-rank value (the smallest sample with
 //! at least p% of the samples at or below it).
