@@ -46,11 +46,17 @@ pub const ITERATIONS: usize = 20_000;
 /// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
 pub const NODE_ITERATIONS: usize = 2_000;
 
-/// Iterations of the structured round-trip targets under `cargo test`
-/// (each one signs records, so they are slower than the byte targets).
+/// Iterations of `dht_message_round_trip` under `cargo test` (some inputs
+/// sign a record, so it is slower than the byte targets).
 ///
 /// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
-pub const STRUCTURED_ITERATIONS: usize = 2_000;
+pub const STRUCTURED_ITERATIONS: usize = 10_000;
+
+/// Iterations of `persist_round_trip` under `cargo test`: each input
+/// restores a node and publishes under every name, a few milliseconds each.
+///
+/// Overridden by the `BOLERO_RANDOM_ITERATIONS` environment variable.
+pub const PERSIST_ITERATIONS: usize = 500;
 
 /// Most bytes of fuzzer entropy one structured input (a script, a message)
 /// may draw under `cargo test`; bolero's default of 4 KiB cuts long scripts

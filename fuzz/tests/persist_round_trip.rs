@@ -3,13 +3,13 @@
 //! [`allium_fuzz::codec::persist_round_trip`].
 
 use allium_fuzz::model::FuzzPersistOp;
-use allium_fuzz::{MAX_LEN, STRUCTURED_ITERATIONS, TEST_TIME, codec};
+use allium_fuzz::{MAX_LEN, PERSIST_ITERATIONS, TEST_TIME, codec};
 
 #[test]
 fn persist_round_trip() {
     bolero::check!()
         .with_type::<Vec<FuzzPersistOp>>()
-        .with_iterations(STRUCTURED_ITERATIONS)
+        .with_iterations(PERSIST_ITERATIONS)
         .with_max_len(MAX_LEN)
         .with_test_time(TEST_TIME)
         .for_each(|ops| codec::persist_round_trip(ops));
