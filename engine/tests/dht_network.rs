@@ -199,3 +199,18 @@ fn a_split_network_finds_itself_again_after_healing() {
         assert_eq!(record.as_ref().map(|r| r.value.as_slice()), Some(&b"heal"[..]), "getter {getter}");
     }
 }
+
+#[test]
+fn a_lost_request_is_retransmitted_and_the_lookup_completes() {
+    let mut net = Net::with_nodes(10, params(), 2);
+    let retried_before = net.node(1).metrics().get("dht.requests.retried");
+    let target = NodeId([0x42; 32]);
+    net.lose_next = 1;
+    let id = net.command(1, Command::FindNode { target });
+    net.run_for(Duration::from_secs(10));
+    let Some(DhtEvent::LookupFinished { closest, stats, .. }) = net.dht_result(id) else { panic!("no result") };
+    assert_eq!(closest.iter().map(|p| p.id).collect::<Vec<_>>(), vec![net.node(0).id()]);
+    assert!(!stats.timed_out);
+    assert_eq!(net.node(1).metrics().get("dht.requests.retried") - retried_before, 1);
+    assert_eq!(net.node(1).metrics().get("dht.requests.timed_out"), 0, "one loss is not a failure");
+}

@@ -102,8 +102,12 @@ impl Dht {
             self.metrics.incr("dht.responses.mismatched");
             return;
         }
-        let request = self.requests.remove(&request_id).expect("request looked up above");
+        let Some(request) = self.requests.remove(&request_id) else { return };
         self.request_deadlines.remove(&(request.deadline, request_id));
+        if request.attempts == 1 {
+            // Karn's rule: only unambiguous samples.
+            self.rtt.on_sample(now.saturating_duration_since(request.sent_at));
+        }
         self.saw_peer(now, peer);
         match request.purpose {
             Purpose::Query(query_id) => self.on_lookup_answer(now, query_id, peer.id, body),

@@ -17,21 +17,11 @@ pub fn key_for_name(name: &[u8]) -> Key {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Distance(pub [u8; 32]);
 
-impl Distance {
-    fn words(&self) -> [u64; 4] {
-        let mut words = [0u64; 4];
-        for (word, bytes) in words.iter_mut().zip(self.0.chunks_exact(8)) {
-            *word = u64::from_be_bytes(bytes.try_into().unwrap_or_default());
-        }
-        words
-    }
-}
-
 impl Ord for Distance {
     /// Word-wise comparison: the same order as comparing the bytes, without a
     /// call to `memcmp` (this comparison is the hottest loop of a lookup).
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.words().cmp(&other.words())
+        crate::identity::be_words(&self.0).cmp(&crate::identity::be_words(&other.0))
     }
 }
 

@@ -32,6 +32,9 @@ pub enum IterState {
 enum PeerState {
     NotContacted,
     Waiting,
+    /// Missed its first deadline: no longer holds a parallelism slot, but a
+    /// late answer still counts.
+    Unresponsive,
     Succeeded,
     Failed,
 }
@@ -43,6 +46,13 @@ struct Candidate {
     /// 1 for peers taken from the routing table; n + 1 for peers learned
     /// from a peer at hop n.
     hop: u32,
+}
+
+impl Candidate {
+    /// Not known to be failed or unresponsive.
+    fn is_live(&self) -> bool {
+        !matches!(self.state, PeerState::Failed | PeerState::Unresponsive)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +71,8 @@ pub struct ClosestPeersIter {
     phase: Phase,
     candidates: BTreeMap<Distance, Candidate>,
     num_waiting: usize,
+    /// Peers past their first deadline whose retry is still out.
+    num_unresponsive: usize,
 }
 
 impl ClosestPeersIter {
@@ -73,6 +85,7 @@ impl ClosestPeersIter {
             phase: Phase::Iterating { no_progress: 0 },
             candidates: BTreeMap::new(),
             num_waiting: 0,
+            num_unresponsive: 0,
         };
         for peer in initial {
             iter.insert(peer, 1);
@@ -100,12 +113,18 @@ impl ClosestPeersIter {
             return false;
         }
         let Some(candidate) = self.candidate_mut(id) else { return false };
-        if candidate.state != PeerState::Waiting {
-            return false;
-        }
+        let was_waiting = match candidate.state {
+            PeerState::Waiting => true,
+            PeerState::Unresponsive => false,
+            _ => return false,
+        };
         candidate.state = PeerState::Succeeded;
         let hop = candidate.hop + 1;
-        self.num_waiting -= 1;
+        if was_waiting {
+            self.num_waiting -= 1;
+        } else {
+            self.num_unresponsive -= 1;
+        }
         let closest_before = self.closest_distance();
         for peer in closer {
             self.insert(peer, hop);
@@ -133,6 +152,11 @@ impl ClosestPeersIter {
                 self.num_waiting -= 1;
                 true
             }
+            PeerState::Unresponsive => {
+                candidate.state = PeerState::Failed;
+                self.num_unresponsive -= 1;
+                true
+            }
             PeerState::NotContacted => {
                 candidate.state = PeerState::Failed;
                 true
@@ -141,8 +165,25 @@ impl ClosestPeersIter {
         }
     }
 
+    /// Records that `id` missed its first deadline: its slot goes to the
+    /// next candidate while its request is retried. Returns false if the
+    /// iterator was not waiting on `id`.
+    pub fn on_unresponsive(&mut self, id: &NodeId) -> bool {
+        if self.phase == Phase::Finished {
+            return false;
+        }
+        let Some(candidate) = self.candidate_mut(id) else { return false };
+        if candidate.state != PeerState::Waiting {
+            return false;
+        }
+        candidate.state = PeerState::Unresponsive;
+        self.num_waiting -= 1;
+        self.num_unresponsive += 1;
+        true
+    }
+
     fn closest_distance(&self) -> Option<Distance> {
-        self.candidates.iter().find(|(_, c)| c.state != PeerState::Failed).map(|(d, _)| *d)
+        self.candidates.iter().find(|(_, c)| c.is_live()).map(|(d, _)| *d)
     }
 
     fn at_capacity(&self) -> bool {
@@ -179,7 +220,7 @@ impl ClosestPeersIter {
                         return IterState::Waiting;
                     }
                 }
-                PeerState::Failed => {}
+                PeerState::Failed | PeerState::Unresponsive => {}
             }
         }
         if let Some(distance) = to_contact {
@@ -188,7 +229,8 @@ impl ClosestPeersIter {
             self.num_waiting += 1;
             return IterState::Contact(candidate.peer);
         }
-        if succeeded < self.k && self.num_waiting > 0 {
+        if succeeded < self.k && self.num_waiting + self.num_unresponsive > 0 {
+            // Too few answers and no one left to ask: a slow peer may still answer.
             return IterState::Waiting;
         }
         if self.num_waiting > 0 && self.waiting_among_closest() {
@@ -200,11 +242,7 @@ impl ClosestPeersIter {
 
     /// Whether an in-flight request is to one of the k closest live candidates.
     fn waiting_among_closest(&self) -> bool {
-        self.candidates
-            .values()
-            .filter(|c| c.state != PeerState::Failed)
-            .take(self.k)
-            .any(|c| c.state == PeerState::Waiting)
+        self.candidates.values().filter(|c| c.is_live()).take(self.k).any(|c| c.state == PeerState::Waiting)
     }
 
     /// Stops the lookup early (timeout or value found); results so far stand.
@@ -303,10 +341,17 @@ impl PeersIter {
         }
     }
 
-    /// Records a failure or timeout of `id`.
+    /// Records a failure or final timeout of `id`.
     pub fn on_failure(&mut self, id: &NodeId) {
         if let Some(&index) = self.owner.get(id) {
             self.paths[index].on_failure(id);
+        }
+    }
+
+    /// Records that `id` missed its first deadline (its request is being retried).
+    pub fn on_unresponsive(&mut self, id: &NodeId) {
+        if let Some(&index) = self.owner.get(id) {
+            self.paths[index].on_unresponsive(id);
         }
     }
 
@@ -432,6 +477,22 @@ mod tests {
         }
         let owners: BTreeSet<usize> = iter.owner.values().copied().collect();
         assert_eq!(owners.len(), 3);
+    }
+
+    #[test]
+    fn an_unresponsive_peer_frees_its_slot_and_may_still_answer() {
+        let peers: Vec<PeerInfo> = (0..4).map(peer).collect();
+        let target = peer(100).id;
+        let mut iter = ClosestPeersIter::new(target, peers.clone(), 1, 20);
+        let IterState::Contact(first) = iter.next() else { panic!("should contact") };
+        assert_eq!(iter.next(), IterState::Waiting, "alpha = 1: at capacity");
+        assert!(iter.on_unresponsive(&first.id));
+        let IterState::Contact(second) = iter.next() else { panic!("the slot should be free") };
+        assert_ne!(first.id, second.id);
+        // The slow peer answers after all.
+        assert!(iter.on_success(&first.id, Vec::new()));
+        assert!(iter.results().any(|(p, _)| p.id == first.id));
+        assert!(iter.on_success(&second.id, Vec::new()));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod pow;
 mod query;
 pub mod record;
 pub mod routing;
+pub mod rtt;
 pub mod store;
 
 pub use key::{Distance, Key, key_for_name};
@@ -142,6 +143,12 @@ struct Request {
     expect: Option<NodeId>,
     purpose: Purpose,
     deadline: Instant,
+    /// When the first attempt was sent.
+    sent_at: Instant,
+    /// Attempts sent so far (1 + retransmissions).
+    attempts: u32,
+    /// The encoded request, kept for retransmission.
+    datagram: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +182,7 @@ pub struct Dht {
     next_query: u64,
     requests: BTreeMap<u64, Request>,
     request_deadlines: BTreeSet<(Instant, u64)>,
+    rtt: rtt::RttEstimator,
     bootstrap_addrs: Vec<Addr>,
     join: Join,
     next_refresh: Instant,
@@ -212,6 +220,7 @@ impl Dht {
             next_query: 0,
             requests: BTreeMap::new(),
             request_deadlines: BTreeSet::new(),
+            rtt: rtt::RttEstimator::default(),
             bootstrap_addrs,
             join: Join::Idle,
             next_refresh: now + params.refresh_interval(),
@@ -423,6 +432,27 @@ impl Dht {
                 break;
             }
             self.request_deadlines.pop_first();
+            let Some(request) = self.requests.get_mut(&request_id) else { continue };
+            if request.attempts <= self.params.request_retries {
+                // Lost on the way there or back: send the same request again,
+                // waiting twice as long (exponential back-off).
+                request.attempts += 1;
+                let wait = self.rtt.timeout(self.params.min_request_timeout(), self.params.request_timeout());
+                request.deadline = now + wait * (1 << (request.attempts - 1).min(4));
+                self.request_deadlines.insert((request.deadline, request_id));
+                let (to, datagram) = (request.to, request.datagram.clone());
+                if let (Purpose::Query(query_id), Some(id)) = (request.purpose, request.expect)
+                    && let Some(query) = self.queries.get_mut(&query_id)
+                {
+                    // Let the lookup move on while the retry is out.
+                    query.iter.on_unresponsive(&id);
+                    self.drive_query(now, query_id);
+                }
+                self.metrics.incr("dht.requests.retried");
+                self.metrics.incr("dht.messages.sent");
+                self.outputs.push_back(Output::Transmit { to, bytes: datagram });
+                continue;
+            }
             if let Some(request) = self.requests.remove(&request_id) {
                 self.metrics.incr("dht.requests.timed_out");
                 self.on_request_failed(now, request);
@@ -489,12 +519,16 @@ impl Dht {
                 break candidate;
             }
         };
-        let deadline = now + self.params.request_timeout();
-        self.requests.insert(request_id, Request { to, expect, purpose, deadline });
+        let deadline = now + self.rtt.timeout(self.params.min_request_timeout(), self.params.request_timeout());
+        let datagram = self.header(request_id, body).encode();
+        self.requests.insert(
+            request_id,
+            Request { to, expect, purpose, deadline, sent_at: now, attempts: 1, datagram: datagram.clone() },
+        );
         self.request_deadlines.insert((deadline, request_id));
         self.metrics.incr("dht.requests.sent");
-        let message = self.header(request_id, body);
-        self.transmit(to, &message);
+        self.metrics.incr("dht.messages.sent");
+        self.outputs.push_back(Output::Transmit { to, bytes: datagram });
     }
 
     fn on_request_failed(&mut self, now: Instant, request: Request) {

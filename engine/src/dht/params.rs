@@ -14,14 +14,20 @@ pub struct DhtParams {
     pub alpha: usize,
     /// Disjoint lookup paths (S/Kademlia `d`); 1 is plain Kademlia. Default 1.
     pub disjoint_paths: usize,
-    /// Time to wait for one response, in milliseconds. Default 2000.
+    /// Longest wait for one response to one attempt, in milliseconds; the
+    /// actual wait follows measured round trips (RFC 6298). Default 2000.
     pub request_timeout_ms: u64,
+    /// Shortest wait for one response to one attempt, in milliseconds. Default 250.
+    pub min_request_timeout_ms: u64,
+    /// Retransmissions of an unanswered request before the peer counts as failed. Default 1.
+    pub request_retries: u32,
     /// Time after which a lookup ends with the partial results it has, in milliseconds. Default 20000.
     pub lookup_timeout_ms: u64,
     /// Consecutive failed requests after which a contact is stale (replaced by the next newcomer). Default 2.
     pub max_failures: u32,
     /// A full bucket's oldest contact heard from within this many seconds is
-    /// not pinged to make room for a newcomer (the newcomer is dropped). Default 300.
+    /// not pinged to make room for a newcomer (the newcomer is dropped). Default 900,
+    /// BEP 5's definition of a good node.
     pub recently_seen_secs: u64,
     /// Required leading zero bits of a node's proof-of-work (S/Kademlia dynamic puzzle); 0 disables. Default 0.
     pub pow_difficulty: u32,
@@ -50,9 +56,11 @@ impl Default for DhtParams {
             alpha: 3,
             disjoint_paths: 1,
             request_timeout_ms: 2_000,
+            min_request_timeout_ms: 250,
+            request_retries: 1,
             lookup_timeout_ms: 20_000,
             max_failures: 2,
-            recently_seen_secs: 300,
+            recently_seen_secs: 900,
             pow_difficulty: 0,
             record_ttl_secs: 86_400,
             max_record_ttl_secs: 172_800,
@@ -81,8 +89,14 @@ impl DhtParams {
         if self.disjoint_paths == 0 || self.disjoint_paths > self.k {
             return bad("disjoint_paths", "must be between 1 and k");
         }
-        if self.request_timeout_ms == 0 || self.lookup_timeout_ms < self.request_timeout_ms {
-            return bad("lookup_timeout_ms", "must be at least request_timeout_ms, which must be positive");
+        if self.min_request_timeout_ms == 0 || self.request_timeout_ms < self.min_request_timeout_ms {
+            return bad("request_timeout_ms", "must be at least min_request_timeout_ms, which must be positive");
+        }
+        if self.lookup_timeout_ms < self.request_timeout_ms {
+            return bad("lookup_timeout_ms", "must be at least request_timeout_ms");
+        }
+        if self.request_retries > 4 {
+            return bad("request_retries", "must be at most 4");
         }
         if self.pow_difficulty > 24 {
             // 2^24 hashes take seconds at start-up; more is a mistake.
@@ -100,6 +114,11 @@ impl DhtParams {
     /// [`Self::request_timeout_ms`] as a span.
     pub fn request_timeout(&self) -> Duration {
         millis(self.request_timeout_ms)
+    }
+
+    /// [`Self::min_request_timeout_ms`] as a span.
+    pub fn min_request_timeout(&self) -> Duration {
+        millis(self.min_request_timeout_ms)
     }
 
     /// [`Self::lookup_timeout_ms`] as a span.

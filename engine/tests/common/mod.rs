@@ -26,6 +26,8 @@ pub struct Net {
     next_command: u64,
     /// Node groups that cannot reach each other (None = no partition).
     pub partition: Option<BTreeSet<usize>>,
+    /// How many of the next transmits to lose.
+    pub lose_next: usize,
 }
 
 pub fn addr(index: usize) -> Addr {
@@ -55,6 +57,7 @@ impl Net {
             events: Vec::new(),
             next_command: 1,
             partition: None,
+            lose_next: 0,
         }
     }
 
@@ -126,6 +129,7 @@ impl Net {
         node.handle_input(now, input);
         while let Some(output) = node.poll_output() {
             match output {
+                Output::Transmit { .. } if self.lose_next > 0 => self.lose_next -= 1,
                 Output::Transmit { to, bytes } => {
                     let split = |i: usize| self.partition.as_ref().is_some_and(|side| side.contains(&i));
                     if let Some(to_index) = index_of(&to).filter(|&t| split(t) == split(index)) {
