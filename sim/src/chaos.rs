@@ -27,9 +27,10 @@ impl ChaosOutcome {
     pub fn failure(&self) -> Option<String> {
         match &self.result {
             Err(e) => Some(e.clone()),
-            Ok(r) if !r.passed() => Some(match &r.checkers.first {
-                Some(v) => format!("{} violation(s); first [{}]: {}", r.checkers.violations, v.checker, v.message),
-                None => "failed".to_string(),
+            Ok(r) if !r.passed() => Some(match (&r.checkers.first, r.unmet_expectations().next()) {
+                (Some(v), _) => format!("{} violation(s); first [{}]: {}", r.checkers.violations, v.checker, v.message),
+                (None, Some(e)) => format!("expectation not met: {} {} (got {:?})", e.metric, e.bound, e.actual),
+                (None, None) => "failed".to_string(),
             }),
             Ok(_) => None,
         }

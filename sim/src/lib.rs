@@ -43,6 +43,7 @@ pub mod chaos;
 pub mod checkers;
 pub mod clock;
 pub mod determinism;
+pub mod expect;
 pub mod faults;
 pub mod live;
 pub mod net;
@@ -105,6 +106,13 @@ pub fn run_full(scenario: &Scenario, seed: u64, options: RunOptions) -> Result<R
         peak_rss_bytes: 0,
         trace_hash: finished.hash,
         checkers: summary.checkers,
+        // `[expect]` describes the scenario as written; a swarm run replaces
+        // its faults, so only the checkers judge it.
+        expectations: if swarm.is_some() {
+            Vec::new()
+        } else {
+            expect::evaluate(&summary.scenario.expect, &summary.metrics)
+        },
         metrics: summary.metrics,
         swarm,
         determinism: None,

@@ -46,6 +46,9 @@ pub struct Report {
     pub trace_hash: String,
     /// The checkers' verdict.
     pub checkers: CheckerSummary,
+    /// The verdict on each `[expect]` bound of the scenario.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<crate::expect::ExpectationResult>,
     /// Metrics: dotted names to numbers.
     pub metrics: MetricMap,
     /// The fault mix drawn by `--swarm`, if any.
@@ -57,9 +60,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether no checker was violated and (if checked) the run was deterministic.
+    /// Whether no checker was violated, every expectation was met and (if
+    /// checked) the run was deterministic.
     pub fn passed(&self) -> bool {
-        self.checkers.violations == 0 && self.determinism.as_ref().is_none_or(|d| d.runs_agree)
+        self.checkers.violations == 0
+            && self.expectations.iter().all(|e| e.met)
+            && self.determinism.as_ref().is_none_or(|d| d.runs_agree)
+    }
+
+    /// The expectations that were not met.
+    pub fn unmet_expectations(&self) -> impl Iterator<Item = &crate::expect::ExpectationResult> {
+        self.expectations.iter().filter(|e| !e.met)
     }
 
     /// A metric's value (0 if absent).
@@ -102,6 +113,11 @@ impl Report {
         );
         if let Some(first) = &self.checkers.first {
             let _ = writeln!(out, "  first violation [{}] at {} ns: {}", first.checker, first.at, first.message);
+        }
+        for e in &self.expectations {
+            let actual = e.actual.map_or("missing".to_string(), |v| format!("{v:.4}"));
+            let verdict = if e.met { "met" } else { "NOT MET" };
+            let _ = writeln!(out, "  expect {:<31} {:>14}  {} ({verdict})", e.metric, actual, e.bound);
         }
         if let Some(d) = &self.determinism {
             let verdict =

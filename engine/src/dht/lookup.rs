@@ -33,7 +33,8 @@ enum PeerState {
     NotContacted,
     Waiting,
     /// Missed its first deadline: no longer holds a parallelism slot, but a
-    /// late answer still counts.
+    /// late answer still counts, and the lookup waits for its retry if it is
+    /// among the k closest candidates.
     Unresponsive,
     Succeeded,
     Failed,
@@ -233,16 +234,22 @@ impl ClosestPeersIter {
             // Too few answers and no one left to ask: a slow peer may still answer.
             return IterState::Waiting;
         }
-        if self.num_waiting > 0 && self.waiting_among_closest() {
+        if self.num_waiting + self.num_unresponsive > 0 && self.waiting_among_closest() {
             return IterState::Waiting;
         }
         self.phase = Phase::Finished;
         IterState::Finished
     }
 
-    /// Whether an in-flight request is to one of the k closest live candidates.
+    /// Whether a request is still out (first attempt or retry) to one of the
+    /// k closest candidates not known to have failed: the lookup must not
+    /// finish without the answer, which may be the closest node of all.
     fn waiting_among_closest(&self) -> bool {
-        self.candidates.values().filter(|c| c.is_live()).take(self.k).any(|c| c.state == PeerState::Waiting)
+        self.candidates
+            .values()
+            .filter(|c| c.state != PeerState::Failed)
+            .take(self.k)
+            .any(|c| matches!(c.state, PeerState::Waiting | PeerState::Unresponsive))
     }
 
     /// Stops the lookup early (timeout or value found); results so far stand.
@@ -493,6 +500,24 @@ mod tests {
         assert!(iter.on_success(&first.id, Vec::new()));
         assert!(iter.results().any(|(p, _)| p.id == first.id));
         assert!(iter.on_success(&second.id, Vec::new()));
+    }
+
+    #[test]
+    fn a_lookup_waits_for_a_slow_peer_closer_than_its_answers() {
+        let mut peers: Vec<PeerInfo> = (0..2).map(peer).collect();
+        let target = peer(100).id;
+        peers.sort_by_key(|p| Distance::between(&p.id, &target));
+        let (near, far) = (peers[0], peers[1]);
+        // k = 1, alpha = 1: the near peer is asked first and goes quiet.
+        let mut iter = ClosestPeersIter::new(target, peers, 1, 1);
+        assert_eq!(iter.next(), IterState::Contact(near));
+        assert!(iter.on_unresponsive(&near.id));
+        assert_eq!(iter.next(), IterState::Contact(far));
+        assert!(iter.on_success(&far.id, Vec::new()));
+        assert_eq!(iter.next(), IterState::Waiting, "the near peer's retry may still answer");
+        assert!(iter.on_failure(&near.id));
+        assert_eq!(iter.next(), IterState::Finished);
+        assert_eq!(iter.results().map(|(p, _)| p).collect::<Vec<_>>(), vec![far]);
     }
 
     #[test]

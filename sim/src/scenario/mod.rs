@@ -84,6 +84,9 @@ pub struct Scenario {
     pub swarm: SwarmBounds,
     /// Engine parameters, one table per engine section (`[params.dht]`). Default: the engine's defaults.
     pub params: Params,
+    /// Bounds the run's final metrics must meet (`[expect]`, metric name to `">= 0.999"`,
+    /// `"<= 4"`, …; see [`crate::expect`]). Default: none.
+    pub expect: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Scenario {
@@ -100,6 +103,7 @@ impl Default for Scenario {
             checks: ChecksConfig::default(),
             swarm: SwarmBounds::default(),
             params: Params::default(),
+            expect: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -332,6 +336,9 @@ impl Scenario {
         }
         if self.join.bootstrap_peers == 0 {
             return Err(invalid("join.bootstrap_peers", "must be at least 1"));
+        }
+        for (metric, bound) in &self.expect {
+            crate::expect::Bound::parse(bound).map_err(|reason| invalid(&format!("expect.{metric}"), reason))?;
         }
         self.validate_network()?;
         self.validate_workload()?;
