@@ -328,9 +328,16 @@ impl Harness {
         self.settle();
     }
 
-    /// Restores a second node from everything persisted and checks it holds
-    /// the same contacts and records, then drives it once.
+    /// Checks the run's totals (rejections counted once each), then restores
+    /// a second node from everything persisted and checks it holds the same
+    /// contacts and records, then drives it once.
     pub fn finish(&mut self) {
+        // The per-datagram checks, totalled: every malformed datagram was
+        // rejected exactly once and counted exactly once.
+        let metrics = self.node.metrics();
+        assert_eq!(self.stats.rejected_events, self.stats.malformed);
+        assert_eq!(metrics.get("wire.rejected"), self.stats.malformed);
+        assert_eq!(metrics.get("wire.datagrams.received"), self.stats.datagrams);
         let mut restored = pool::restore_node(self.now, self.persisted.clone());
         assert_eq!(contacts(&restored), contacts(&self.node), "restored contacts differ");
         assert_eq!(values(&restored), values(&self.node), "restored values differ");
