@@ -70,31 +70,31 @@ pub fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
-/// Sets the existing leaf `dotted` in `tree` to `value`; unknown paths are errors.
+/// Replaces the existing leaf at `dotted` in `tree` with `value`. Table keys
+/// and array indices (`faults.partitions.0.heal_secs`) are both path
+/// segments; a path that does not name an existing leaf is an error. An
+/// integer written where a float is expected becomes that float.
 pub fn set_path(tree: &mut toml::Value, dotted: &str, value: toml::Value) -> Result<(), ParamError> {
+    let unknown = || ParamError::UnknownKey(dotted.to_string());
     let mut node = tree;
-    let parts: Vec<&str> = dotted.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        let table = node.as_table_mut().ok_or_else(|| ParamError::UnknownKey(dotted.to_string()))?;
-        let child = table.get_mut(*part).ok_or_else(|| ParamError::UnknownKey(dotted.to_string()))?;
-        if i + 1 == parts.len() {
-            if child.is_table() {
-                return Err(ParamError::UnknownKey(dotted.to_string()));
+    for part in dotted.split('.') {
+        node = match node {
+            toml::Value::Table(table) => table.get_mut(part).ok_or_else(unknown)?,
+            toml::Value::Array(items) => {
+                let index: usize = part.parse().map_err(|_| unknown())?;
+                items.get_mut(index).ok_or_else(unknown)?
             }
-            *child = coerce(child, value);
-            return Ok(());
-        }
-        node = child;
+            _ => return Err(unknown()),
+        };
     }
-    Err(ParamError::UnknownKey(dotted.to_string()))
-}
-
-/// An integer written where a float is expected is accepted as that float.
-fn coerce(existing: &toml::Value, value: toml::Value) -> toml::Value {
-    match (existing, value) {
+    if node.is_table() {
+        return Err(unknown());
+    }
+    *node = match (&*node, value) {
         (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
         (_, v) => v,
-    }
+    };
+    Ok(())
 }
 
 /// A span given in milliseconds.

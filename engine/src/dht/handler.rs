@@ -48,18 +48,10 @@ impl Dht {
                 Some(record) => Body::Value { record: record.clone() },
                 None => Body::Nodes { closer: self.closer_for(&key, &peer.id) },
             },
-            Body::Store { record } => match self.store.put_value(now, record.clone(), &limits) {
-                Ok(()) => {
-                    self.metrics.incr("dht.store.accepted");
-                    // Durable before acknowledged.
-                    self.persist(PersistOp::PutValue(record));
-                    Body::Stored { accepted: true }
-                }
-                Err(refusal) => {
-                    self.metrics.incr(refusal_metric(refusal));
-                    Body::Stored { accepted: false }
-                }
-            },
+            Body::Store { record } => {
+                let result = self.store.put_value(now, record.clone(), &limits);
+                self.store_reply(result, PersistOp::PutValue(record))
+            }
             Body::AddProvider { record } => {
                 // A node may only announce itself.
                 let result = if record.provider.id != peer.id {
@@ -67,17 +59,7 @@ impl Dht {
                 } else {
                     self.store.add_provider(now, record.clone(), &limits)
                 };
-                match result {
-                    Ok(()) => {
-                        self.metrics.incr("dht.store.accepted");
-                        self.persist(PersistOp::PutProvider(record));
-                        Body::Stored { accepted: true }
-                    }
-                    Err(refusal) => {
-                        self.metrics.incr(refusal_metric(refusal));
-                        Body::Stored { accepted: false }
-                    }
-                }
+                self.store_reply(result, PersistOp::PutProvider(record))
             }
             Body::GetProviders { key } => Body::Providers {
                 providers: self.store.providers(now, &key, self.params.k),
@@ -90,6 +72,22 @@ impl Dht {
         };
         let message = self.header(request_id, reply);
         self.transmit(peer.addr, &message);
+    }
+
+    /// The answer to a STORE or ADD_PROVIDER: an accepted record is made
+    /// durable (`op`) before the acknowledgement that follows it.
+    fn store_reply(&mut self, result: Result<(), super::store::StoreRefusal>, op: PersistOp) -> Body {
+        match result {
+            Ok(()) => {
+                self.metrics.incr("dht.store.accepted");
+                self.persist(op);
+                Body::Stored { accepted: true }
+            }
+            Err(refusal) => {
+                self.metrics.incr(refusal_metric(refusal));
+                Body::Stored { accepted: false }
+            }
+        }
     }
 
     fn on_response(&mut self, now: Instant, peer: PeerInfo, request_id: u64, body: Body) {

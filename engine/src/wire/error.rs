@@ -36,22 +36,6 @@ pub enum WireError {
 }
 
 impl WireError {
-    /// Stable label for the `wire.rejected.<label>` metric.
-    pub fn label(&self) -> &'static str {
-        match self {
-            WireError::Truncated => "truncated",
-            WireError::Oversized { .. } => "oversized",
-            WireError::UnsupportedVersion(_) => "version",
-            WireError::UnknownKind(_) => "kind",
-            WireError::LimitExceeded => "limit",
-            WireError::InvalidField(_) => "invalid",
-            WireError::TrailingBytes { .. } => "trailing",
-            WireError::Protocol(_) => "protocol",
-        }
-    }
-}
-
-impl WireError {
     /// Name of the per-reason counter, `wire.rejected.<label>`.
     pub fn metric(&self) -> &'static str {
         match self {
@@ -64,6 +48,12 @@ impl WireError {
             WireError::TrailingBytes { .. } => "wire.rejected.trailing",
             WireError::Protocol(_) => "wire.rejected.protocol",
         }
+    }
+
+    /// The stable reason label: the last segment of [`WireError::metric`].
+    pub fn label(&self) -> &'static str {
+        let metric = self.metric();
+        metric.strip_prefix("wire.rejected.").unwrap_or(metric)
     }
 }
 

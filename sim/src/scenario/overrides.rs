@@ -41,29 +41,10 @@ pub(super) fn apply(scenario: &mut Scenario, assignments: &[&str]) -> Result<(),
     Ok(())
 }
 
-/// Replaces the existing leaf at `dotted` in `tree`; unknown paths are errors.
+/// Replaces the existing leaf at `dotted` (the engine's path rules: table
+/// keys and array indices).
 fn set_path(tree: &mut toml::Value, dotted: &str, value: toml::Value) -> Result<(), ScenarioError> {
-    let unknown = || ScenarioError::UnknownKey(dotted.to_string());
-    let mut node = tree;
-    for part in dotted.split('.') {
-        node = match node {
-            toml::Value::Table(table) => table.get_mut(part).ok_or_else(unknown)?,
-            toml::Value::Array(items) => {
-                let index: usize = part.parse().map_err(|_| unknown())?;
-                items.get_mut(index).ok_or_else(unknown)?
-            }
-            _ => return Err(unknown()),
-        };
-    }
-    if node.is_table() {
-        return Err(unknown());
-    }
-    *node = match (&*node, value) {
-        // An integer written where a float is expected is that float.
-        (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
-        (_, v) => v,
-    };
-    Ok(())
+    allium_engine::params::set_path(tree, dotted, value).map_err(|_| ScenarioError::UnknownKey(dotted.to_string()))
 }
 
 #[cfg(test)]
