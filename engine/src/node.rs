@@ -249,9 +249,4 @@ impl Node {
         }
         all
     }
-
-    /// Node-level counters only (cheap; no merge).
-    pub fn node_metrics(&self) -> &Metrics {
-        &self.metrics
-    }
 }

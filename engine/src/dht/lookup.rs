@@ -271,13 +271,6 @@ impl ClosestPeersIter {
     pub fn hop_of(&self, id: &NodeId) -> Option<u32> {
         self.candidates.get(&Distance::between(id, &self.target)).map(|c| c.hop)
     }
-
-    /// Whether `id` has been contacted (or is being) by this iterator.
-    fn has_contacted(&self, id: &NodeId) -> bool {
-        self.candidates
-            .get(&Distance::between(id, &self.target))
-            .is_some_and(|c| matches!(c.state, PeerState::Waiting | PeerState::Succeeded))
-    }
 }
 
 /// One lookup over one or `d` disjoint paths.
@@ -385,11 +378,6 @@ impl PeersIter {
     /// The hop at which `id` was found on the path that contacted it.
     pub fn hop_of(&self, id: &NodeId) -> Option<u32> {
         self.owner.get(id).and_then(|&i| self.paths[i].hop_of(id))
-    }
-
-    /// Whether any path has contacted `id`.
-    pub fn has_contacted(&self, id: &NodeId) -> bool {
-        self.paths.iter().any(|p| p.has_contacted(id))
     }
 }
 

@@ -227,15 +227,6 @@ impl RoutingTable {
             .is_some_and(|e| e.failures >= self.max_failures)
     }
 
-    /// Removes `id` outright (for example a peer that proved malicious).
-    pub fn remove(&mut self, id: &NodeId) -> Option<PeerInfo> {
-        let index = self.bucket_of(id)?;
-        let bucket = self.buckets.get_mut(index)?;
-        let pos = bucket.entries.iter().position(|e| e.peer.id == *id)?;
-        self.len -= 1;
-        Some(bucket.entries.remove(pos).peer)
-    }
-
     /// Marks the bucket that `target` falls in as refreshed at `now`.
     pub fn mark_refreshed(&mut self, target: &NodeId, now: Instant) {
         if let Some(index) = self.bucket_of(target) {
