@@ -459,26 +459,13 @@ mod tests {
         let removal = table.on_failure(&NodeId(far(2)));
         assert_eq!(removal, Removal { removed: Some(peer(far(2))), promoted: Some(peer(far(3))) });
     }
-}
-
-#[cfg(test)]
-mod freshness_tests {
-    use super::*;
-    use std::net::{Ipv4Addr, SocketAddr};
-
-    fn far(n: u8) -> PeerInfo {
-        let mut id = [0u8; 32];
-        id[0] = 0x80;
-        id[31] = n;
-        PeerInfo { id: NodeId(id), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 1)) }
-    }
 
     #[test]
     fn a_recently_seen_oldest_contact_is_not_pinged() {
         let mut table = RoutingTable::new(NodeId([0; 32]), 2, 2, Duration::from_secs(60));
-        table.on_seen(far(1), Instant::from_secs(0));
-        table.on_seen(far(2), Instant::from_secs(10));
-        assert_eq!(table.on_seen(far(3), Instant::from_secs(59)), SeenOutcome::Dropped);
-        assert_eq!(table.on_seen(far(3), Instant::from_secs(60)), SeenOutcome::PingLeastRecent(far(1)));
+        table.on_seen(peer(far(1)), Instant::from_secs(0));
+        table.on_seen(peer(far(2)), Instant::from_secs(10));
+        assert_eq!(table.on_seen(peer(far(3)), Instant::from_secs(59)), SeenOutcome::Dropped);
+        assert_eq!(table.on_seen(peer(far(3)), Instant::from_secs(60)), SeenOutcome::PingLeastRecent(peer(far(1))));
     }
 }
