@@ -124,7 +124,8 @@ impl NodeRuntime {
         let state = store.load_state()?;
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
             records = state.values.len(), "node starting");
-        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap };
+        let content = Box::<allium_engine::overlay::MemoryStore>::default();
+        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content };
         let node = Node::restore(Instant::ZERO, config, state);
         let (tx, rx) = mpsc::channel(256);
         let runtime = NodeRuntime {
@@ -276,6 +277,7 @@ impl NodeRuntime {
                     let _ = reply.send(CommandOutcome::Dht(Box::new(event)));
                 }
             }
+            Event::Overlay(_) => {}
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 if let Some(reply) = self.pending.remove(&id) {

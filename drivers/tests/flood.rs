@@ -18,6 +18,7 @@ fn malformed(bytes: &[u8]) -> bool {
     match wire::split(bytes) {
         Err(_) => true,
         Ok((MessageKind::Dht, body)) => DhtMessage::decode(body).is_err(),
+        Ok((MessageKind::Overlay, body)) => allium_engine::overlay::OverlayMessage::decode(body).is_err(),
     }
 }
 

@@ -45,6 +45,7 @@
 //! ## Layout
 //!
 //! * [`dht`]: Kademlia (routing table, lookups, records, providers).
+//! * [`overlay`]: content-addressed objects (chunks, manifests, fetch, replication).
 //! * [`wire`]: datagram framing and the control-message codec.
 //! * [`crypto`]: the [`CryptoSuite`], AEAD, key agreement, KDF.
 //! * [`identity`]: Ed25519 identity and [`NodeId`].
@@ -58,6 +59,7 @@ pub mod dht;
 pub mod identity;
 pub mod metrics;
 pub mod node;
+pub mod overlay;
 pub mod params;
 pub mod persist;
 pub mod rng;

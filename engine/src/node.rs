@@ -4,19 +4,25 @@
 use crate::dht::{Dht, DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
+use crate::overlay::{ByteRange, Cid, ContentStore, Context, DhtRequest, Metadata, Overlay, OverlayEvent};
 use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
 use crate::wire::{self, MessageKind, WireError};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// A transport address. The simulator assigns virtual ones; real drivers use
 /// the socket's.
 pub type Addr = std::net::SocketAddr;
 
 /// Chosen by the caller of a command and echoed in the events it produces.
+/// Ids at or above [`INTERNAL_COMMANDS`] are reserved for the node itself.
 pub type CommandId = u64;
+
+/// First command id the node uses internally (one machine asking another);
+/// application commands must use smaller ids.
+pub const INTERNAL_COMMANDS: CommandId = 1 << 63;
 
 /// Everything a node is built from.
 #[derive(Debug)]
@@ -31,6 +37,9 @@ pub struct NodeConfig {
     pub local_addr: Addr,
     /// Addresses to bootstrap from.
     pub bootstrap: Vec<Addr>,
+    /// Where content is kept ([`crate::overlay::MemoryStore`] in the simulator,
+    /// a database in a real node). Survives restarts like persisted state.
+    pub content: Box<dyn ContentStore>,
 }
 
 /// An input to [`Node::handle_input`].
@@ -86,6 +95,30 @@ pub enum Command {
         /// The content key.
         key: Key,
     },
+    /// Chunk, sign, store, pin and announce `data`; its CID is in [`OverlayEvent::Published`].
+    Publish {
+        /// The content.
+        data: Vec<u8>,
+        /// Name and media type carried in the manifest.
+        metadata: Metadata,
+    },
+    /// Fetch and verify content (all of it, or the chunks covering `range`).
+    Fetch {
+        /// The content ID.
+        cid: Cid,
+        /// The bytes wanted; `None` for the whole object.
+        range: Option<ByteRange>,
+    },
+    /// Fetch what is missing of `cid`, then keep and announce it until unpinned.
+    Pin {
+        /// The content ID.
+        cid: Cid,
+    },
+    /// Stop pinning `cid` (it stays cached until evicted).
+    Unpin {
+        /// The content ID.
+        cid: Cid,
+    },
 }
 
 /// Something the node wants done or wants known.
@@ -109,6 +142,8 @@ pub enum Output {
 pub enum Event {
     /// A DHT event.
     Dht(DhtEvent),
+    /// A content-overlay event.
+    Overlay(OverlayEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -131,6 +166,10 @@ pub struct Node {
     identity: Identity,
     params: Params,
     dht: Dht,
+    overlay: Overlay,
+    /// Internal command id → overlay token of a DHT operation the overlay asked for.
+    internal: BTreeMap<CommandId, u64>,
+    next_internal: CommandId,
     outputs: VecDeque<Output>,
     metrics: Metrics,
 }
@@ -143,7 +182,7 @@ impl Node {
 
     /// A node rebuilt from what it persisted before a restart.
     pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap } = config;
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content } = config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -154,7 +193,17 @@ impl Node {
             bootstrap,
             state,
         );
-        Node { identity, params, dht, outputs: VecDeque::new(), metrics: Metrics::default() }
+        let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
+        Node {
+            identity,
+            params,
+            dht,
+            overlay,
+            internal: BTreeMap::new(),
+            next_internal: INTERNAL_COMMANDS,
+            outputs: VecDeque::new(),
+            metrics: Metrics::default(),
+        }
     }
 
     /// This node's identifier.
@@ -177,14 +226,62 @@ impl Node {
         &self.dht
     }
 
+    /// Read access to the content overlay (local index and store).
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
     /// Feeds one input. Afterwards drain [`Node::poll_output`] and re-read
     /// [`Node::poll_timeout`]. Never panics and never fails: bad datagrams
     /// become [`Event::Rejected`] plus a `wire.rejected.*` metric.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Datagram { from, bytes } => self.handle_datagram(now, from, &bytes),
-            Input::Timeout => self.dht.handle_timeout(now),
+            Input::Timeout => {
+                self.dht.handle_timeout(now);
+                self.overlay.handle_timeout(now);
+            }
             Input::Command { id, command } => self.handle_command(now, id, command),
+        }
+        self.dispatch(now);
+    }
+
+    /// Moves work between the machines until none is left: DHT operations
+    /// the overlay asked for go to the DHT, their results come back to the
+    /// overlay, and everything else is queued for [`Node::poll_output`] in
+    /// the order the machines produced it.
+    fn dispatch(&mut self, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(output) = self.dht.poll_output() {
+                moved = true;
+                match output {
+                    Output::Event(Event::Dht(event)) => {
+                        match event.command().and_then(|id| self.internal.remove(&id)) {
+                            Some(token) => self.overlay.on_dht_event(now, token, event),
+                            None => self.outputs.push_back(Output::Event(Event::Dht(event))),
+                        }
+                    }
+                    other => self.outputs.push_back(other),
+                }
+            }
+            while let Some((token, request)) = self.overlay.poll_dht_request() {
+                moved = true;
+                let id = self.next_internal;
+                self.next_internal += 1;
+                self.internal.insert(id, token);
+                match request {
+                    DhtRequest::Provide(key) => self.dht.provide(now, id, &self.identity, key),
+                    DhtRequest::FindProviders(key) => self.dht.find_providers(now, id, key),
+                }
+            }
+            while let Some(output) = self.overlay.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
+            if !moved {
+                break;
+            }
         }
     }
 
@@ -192,6 +289,12 @@ impl Node {
         self.metrics.incr("wire.datagrams.received");
         let result = wire::split(bytes).and_then(|(kind, body)| match kind {
             MessageKind::Dht => self.dht.handle_datagram(now, from, body),
+            MessageKind::Overlay => {
+                let dht = &self.dht;
+                let closest = |key: &Key, count: usize| dht.routing_table().closest(key, count);
+                let ctx = Context { closest: &closest };
+                self.overlay.handle_datagram(now, from, body, &ctx)
+            }
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -201,7 +304,19 @@ impl Node {
     }
 
     fn handle_command(&mut self, now: Instant, id: CommandId, command: Command) {
-        let result = match command {
+        let result = if id >= INTERNAL_COMMANDS {
+            Err(format!("command ids at or above {INTERNAL_COMMANDS} are reserved"))
+        } else {
+            self.start_command(now, id, command)
+        };
+        if let Err(reason) = result {
+            self.metrics.incr("node.commands.rejected");
+            self.outputs.push_back(Output::Event(Event::CommandRejected { id, reason }));
+        }
+    }
+
+    fn start_command(&mut self, now: Instant, id: CommandId, command: Command) -> Result<(), String> {
+        match command {
             Command::Bootstrap => {
                 self.dht.bootstrap(now);
                 Ok(())
@@ -223,28 +338,40 @@ impl Node {
                 self.dht.find_providers(now, id, key);
                 Ok(())
             }
-        };
-        if let Err(reason) = result {
-            self.metrics.incr("node.commands.rejected");
-            self.outputs.push_back(Output::Event(Event::CommandRejected { id, reason }));
+            Command::Publish { data, metadata } => self.overlay.publish(now, id, &self.identity, &data, metadata),
+            Command::Fetch { cid, range } => {
+                self.overlay.fetch(now, id, cid, range);
+                Ok(())
+            }
+            Command::Pin { cid } => {
+                self.overlay.pin(now, id, cid);
+                Ok(())
+            }
+            Command::Unpin { cid } => {
+                self.overlay.unpin(id, cid);
+                Ok(())
+            }
         }
     }
 
     /// The next output, or `None` when there is nothing more to do until the
     /// next input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front().or_else(|| self.dht.poll_output())
+        self.outputs.pop_front()
     }
 
     /// The earliest instant at which the node wants [`Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.dht.poll_timeout()
+        match (self.dht.poll_timeout(), self.overlay.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
-        for (name, value) in self.dht.metrics().iter() {
+        for (name, value) in self.dht.metrics().iter().chain(self.overlay.metrics().iter()) {
             all.add(name, value);
         }
         all

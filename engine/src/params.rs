@@ -10,6 +10,7 @@ use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::dht::DhtParams;
+pub use crate::overlay::OverlayParams;
 
 /// All engine parameters, one section per protocol.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -17,6 +18,8 @@ pub use crate::dht::DhtParams;
 pub struct Params {
     /// Kademlia DHT parameters (`[dht]`).
     pub dht: DhtParams,
+    /// Content-overlay parameters (`[overlay]`).
+    pub overlay: OverlayParams,
 }
 
 /// Why a parameter override was refused.
@@ -56,7 +59,8 @@ impl Params {
 
     /// Checks cross-field constraints and ranges.
     pub fn validate(&self) -> Result<(), ParamError> {
-        self.dht.validate()
+        self.dht.validate()?;
+        self.overlay.validate()
     }
 }
 

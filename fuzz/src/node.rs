@@ -367,6 +367,7 @@ impl Harness {
                 }
                 Ok(())
             }
+            MessageKind::Overlay => allium_engine::overlay::OverlayMessage::decode(body).map(|_| ()),
         }
     }
 
@@ -461,6 +462,7 @@ impl Harness {
                         }
                         Event::CommandRejected { id, .. } => assert!(self.commands.contains(&id)),
                         Event::Dht(event) => self.dht_event(&event),
+                        Event::Overlay(_) => {}
                     }
                 }
             }
@@ -472,7 +474,10 @@ impl Harness {
         self.stats.transmits += 1;
         assert!(bytes.len() <= MAX_DATAGRAM, "the node sent {} bytes", bytes.len());
         let (kind, body) = wire::split(bytes).expect("the node sends well-framed datagrams");
-        assert_eq!(kind, MessageKind::Dht);
+        if kind == MessageKind::Overlay {
+            allium_engine::overlay::OverlayMessage::decode(body).expect("the node sends decodable messages");
+            return;
+        }
         let message = DhtMessage::decode(body).expect("the node sends decodable messages");
         assert_eq!(message.sender_key, self.local_key, "the node sent a message in another's name");
         if message.body.is_request() {

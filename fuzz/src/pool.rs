@@ -7,6 +7,7 @@
 //! Ed25519 identity, so the records it "signs" verify.
 
 use allium_engine::dht::{PeerInfo, ProviderRecord, key_for_name};
+use allium_engine::overlay::MemoryStore;
 use allium_engine::{Addr, CryptoSuite, Identity, Instant, Node, NodeConfig, NodeSeed, Params, PersistedState};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::LazyLock;
@@ -81,7 +82,14 @@ pub fn local() -> &'static Identity {
 /// [`Params`] unless `params` says otherwise, [`NODE_ADDR`], and the given
 /// bootstrap addresses.
 pub fn node_config(params: Params, bootstrap: Vec<Addr>) -> NodeConfig {
-    NodeConfig { identity: node_identity(), seed: NodeSeed::derive(1, 0), params, local_addr: NODE_ADDR, bootstrap }
+    NodeConfig {
+        identity: node_identity(),
+        seed: NodeSeed::derive(1, 0),
+        params,
+        local_addr: NODE_ADDR,
+        bootstrap,
+        content: Box::<MemoryStore>::default(),
+    }
 }
 
 /// A fresh node under test at `now`, with default parameters.

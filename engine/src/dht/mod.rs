@@ -107,6 +107,8 @@ pub enum DhtEvent {
         key: Key,
         /// How many peers accepted the provider record.
         stored: usize,
+        /// Up to k closest peers to the key that answered, closest first.
+        closest: Vec<PeerInfo>,
         /// Figures.
         stats: QueryStats,
     },
@@ -121,6 +123,20 @@ pub enum DhtEvent {
         /// Figures.
         stats: QueryStats,
     },
+}
+
+impl DhtEvent {
+    /// The command the event answers, if it answers one.
+    pub fn command(&self) -> Option<CommandId> {
+        match self {
+            DhtEvent::Bootstrapped { .. } | DhtEvent::BootstrapFailed => None,
+            DhtEvent::LookupFinished { id, .. }
+            | DhtEvent::PutFinished { id, .. }
+            | DhtEvent::GetFinished { id, .. }
+            | DhtEvent::ProvideFinished { id, .. }
+            | DhtEvent::ProvidersFound { id, .. } => Some(*id),
+        }
+    }
 }
 
 /// Why a request is outstanding.
@@ -616,6 +632,7 @@ mod tests {
             params: Params::default(),
             local_addr: ([127, 0, 0, 1], 4000).into(),
             bootstrap: Vec::new(),
+            content: Box::<crate::overlay::MemoryStore>::default(),
         };
         let mut node = Node::restore(Instant::ZERO, config, state);
         let put = |name: &[u8]| Command::PutValue { name: name.to_vec(), value: b"new".to_vec() };

@@ -246,7 +246,8 @@ impl Dht {
                 if matches!(query.kind, QueryKind::PutValue { .. }) {
                     DhtEvent::PutFinished { id, key, stored, stats }
                 } else {
-                    DhtEvent::ProvideFinished { id, key, stored, stats }
+                    let closest = results.into_iter().map(|(p, _)| p).collect();
+                    DhtEvent::ProvideFinished { id, key, stored, closest, stats }
                 }
             }
         };

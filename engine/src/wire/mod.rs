@@ -32,6 +32,8 @@ pub const HEADER_LEN: usize = 2;
 pub enum MessageKind {
     /// A Kademlia request or response.
     Dht = 1,
+    /// A content-overlay transfer or replication message.
+    Overlay = 2,
 }
 
 impl MessageKind {
@@ -39,6 +41,7 @@ impl MessageKind {
     pub fn from_byte(byte: u8) -> Option<Self> {
         match byte {
             1 => Some(MessageKind::Dht),
+            2 => Some(MessageKind::Overlay),
             _ => None,
         }
     }
@@ -83,6 +86,24 @@ pub fn decode_body<T: bincode::Decode<()>>(body: &[u8]) -> Result<T, WireError> 
         return Err(WireError::TrailingBytes { extra: body.len() - used });
     }
     Ok(value)
+}
+
+/// Decodes a value from the front of `bytes` under a caller-chosen size
+/// limit (for structures larger than a control message, such as manifests),
+/// returning it and the number of bytes it used.
+pub fn decode_prefix_limited<T: bincode::Decode<()>, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), WireError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    bincode::decode_from_slice(bytes, config).map_err(WireError::from)
+}
+
+/// Encodes a value without a datagram header (for structures stored or
+/// hashed rather than sent as one datagram, such as manifests).
+pub fn encode_plain<T: bincode::Encode>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let _ = bincode::encode_into_std_write(value, &mut out, bincode::config::standard());
+    out
 }
 
 #[cfg(test)]

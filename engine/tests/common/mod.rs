@@ -1,13 +1,16 @@
+#![allow(dead_code)] // each test binary uses a different part of the harness
 //! A minimal in-memory network for engine tests: fixed one-way latency,
 //! no loss, virtual time that jumps to the next delivery or wake-up.
 
 use allium_engine::dht::DhtEvent;
+use allium_engine::overlay::MemoryStore;
 use allium_engine::{
     Addr, Command, CryptoSuite, Event, Identity, Input, Instant, Node, NodeConfig, NodeSeed, Output, Params,
     PersistedState,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One-way latency of every link.
@@ -16,6 +19,8 @@ pub const LATENCY: Duration = Duration::from_millis(10);
 pub struct Net {
     pub nodes: Vec<Option<Node>>,
     pub persisted: Vec<PersistedState>,
+    /// Each node's content store; like a disk, it survives a crash.
+    pub stores: Vec<Arc<Mutex<MemoryStore>>>,
     pub now: Instant,
     params: Params,
     seed: u64,
@@ -28,6 +33,9 @@ pub struct Net {
     pub partition: Option<BTreeSet<usize>>,
     /// How many of the next transmits to lose.
     pub lose_next: usize,
+    /// Nodes whose overlay pieces arrive with their last byte flipped (a
+    /// provider serving corrupt content).
+    pub corrupt_from: BTreeSet<usize>,
 }
 
 pub fn addr(index: usize) -> Addr {
@@ -44,11 +52,20 @@ fn index_of(a: &Addr) -> Option<usize> {
     }
 }
 
+/// Whether a datagram is an overlay block piece (its data is the last field).
+fn is_piece(bytes: &[u8]) -> bool {
+    use allium_engine::overlay::OverlayMessage;
+    use allium_engine::wire::{MessageKind, split};
+    matches!(split(bytes), Ok((MessageKind::Overlay, body))
+        if matches!(OverlayMessage::decode(body), Ok(OverlayMessage::Piece { .. })))
+}
+
 impl Net {
     pub fn new(seed: u64, params: Params) -> Self {
         Net {
             nodes: Vec::new(),
             persisted: Vec::new(),
+            stores: Vec::new(),
             now: Instant::ZERO,
             params,
             seed,
@@ -58,6 +75,7 @@ impl Net {
             next_command: 1,
             partition: None,
             lose_next: 0,
+            corrupt_from: BTreeSet::new(),
         }
     }
 
@@ -69,12 +87,14 @@ impl Net {
             params: self.params.clone(),
             local_addr: addr(index),
             bootstrap,
+            content: Box::new(self.stores[index].clone()),
         }
     }
 
     /// Adds a node that bootstraps from `bootstrap` (indices) and returns its index.
     pub fn add_node(&mut self, bootstrap: &[usize]) -> usize {
         let index = self.nodes.len();
+        self.stores.push(Arc::default());
         let config = self.config(index, bootstrap.iter().map(|&i| addr(i)).collect());
         self.nodes.push(Some(Node::new(self.now, config)));
         self.persisted.push(PersistedState::default());
@@ -130,7 +150,10 @@ impl Net {
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Transmit { .. } if self.lose_next > 0 => self.lose_next -= 1,
-                Output::Transmit { to, bytes } => {
+                Output::Transmit { to, mut bytes } => {
+                    if self.corrupt_from.contains(&index) && is_piece(&bytes) {
+                        *bytes.last_mut().expect("pieces are not empty") ^= 0x01;
+                    }
                     let split = |i: usize| self.partition.as_ref().is_some_and(|side| side.contains(&i));
                     if let Some(to_index) = index_of(&to).filter(|&t| split(t) == split(index)) {
                         self.seq += 1;
@@ -186,6 +209,18 @@ impl Net {
             ) if *i == id => Some(d),
             _ => None,
         })
+    }
+
+    /// Overlay events of node `index` (any command), in order.
+    pub fn overlay_events(&self, index: usize) -> Vec<&allium_engine::overlay::OverlayEvent> {
+        self.events
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .filter_map(|(_, e)| match e {
+                Event::Overlay(o) => Some(o),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Identifiers of live nodes.

@@ -185,6 +185,7 @@ impl World {
                 self.recorder.record(&TraceEvent::GetDone { at, node, id, key: record_key, record: view, figures });
             }
             Event::Dht(DhtEvent::ProvideFinished { .. } | DhtEvent::ProvidersFound { .. }) => {}
+            Event::Overlay(_) => {}
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);
                 self.recorder.record(&TraceEvent::Rejected { at, node, from, reason: error.metric() });

@@ -134,6 +134,8 @@ struct SimNode {
     generation: u32,
     armed_at: u64,
     persisted: Option<PersistedState>,
+    /// The node's content store: its "disk", kept across a crash and restart.
+    content: std::sync::Arc<std::sync::Mutex<allium_engine::overlay::MemoryStore>>,
 }
 
 /// The whole simulation.

@@ -8,8 +8,10 @@ use crate::net::Uplink;
 use crate::rng::{SimRng, below, between, exponential_nanos, stream_indexed};
 use crate::scenario::NANOS;
 use crate::trace::TraceEvent;
+use allium_engine::overlay::MemoryStore;
 use allium_engine::{Addr, Command, Identity, Node, NodeConfig, NodeSeed, PersistedState};
 use slotmap::SlotMap;
+use std::sync::{Arc, Mutex};
 
 impl World {
     /// Up to `count` distinct random live nodes' addresses, drawn from `rng`.
@@ -32,7 +34,7 @@ impl World {
         picked.into_iter().map(addr_of).collect()
     }
 
-    fn node_config(&self, index: u32, bootstrap: Vec<Addr>) -> NodeConfig {
+    fn node_config(&self, index: u32, bootstrap: Vec<Addr>, content: &Arc<Mutex<MemoryStore>>) -> NodeConfig {
         let seed = NodeSeed::derive(self.seed, u64::from(index));
         NodeConfig {
             identity: Identity::from_seed(&seed, self.scenario.crypto_suite),
@@ -40,6 +42,7 @@ impl World {
             params: self.scenario.params.clone(),
             local_addr: addr_of(index),
             bootstrap,
+            content: Box::new(content.clone()),
         }
     }
 
@@ -73,7 +76,8 @@ impl World {
         let drift = between(&mut props, 0, clock_cfg.drift_ppm_max * 2) as i64 - clock_cfg.drift_ppm_max as i64;
         let clock = Clock::new(offset_ns, drift);
         let sides = self.faults.sides_for(region, &mut props);
-        let config = self.node_config(index, bootstrap);
+        let content = Arc::default();
+        let config = self.node_config(index, bootstrap, &content);
         let id = config.identity.id();
         let node = Node::new(clock.local(self.now), config);
         let key = self.nodes.insert(SimNode {
@@ -88,6 +92,7 @@ impl World {
             generation: 0,
             armed_at: UNARMED,
             persisted: self.keep_persisted.then(PersistedState::default),
+            content,
         });
         self.by_index.push(key);
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });
@@ -127,6 +132,7 @@ impl World {
         sn.gone = permanent;
         if permanent {
             sn.persisted = None;
+            sn.content = Arc::default();
         }
         let (index, id) = (sn.index, sn.id);
         self.live.remove(key, &id);
@@ -148,7 +154,8 @@ impl World {
         let state = sn.persisted.clone().unwrap_or_default();
         let count = self.scenario.join.bootstrap_peers;
         let bootstrap = Self::pick_bootstrap(&self.live, &self.nodes, count, &mut self.crash_rng);
-        let config = self.node_config(index, bootstrap);
+        let content = self.nodes[key].content.clone();
+        let config = self.node_config(index, bootstrap, &content);
         let node = Node::restore(local, config, state);
         self.nodes[key].node = Some(Box::new(node));
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: true });
