@@ -32,6 +32,7 @@
 pub mod codec;
 pub mod model;
 pub mod node;
+pub mod overlay;
 pub mod pool;
 
 use core::time::Duration;

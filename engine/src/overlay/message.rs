@@ -83,7 +83,52 @@ pub enum OverlayMessage {
     },
 }
 
+/// A [`OverlayMessage::Piece`] borrowed from the datagram, decoded without
+/// copying its data (the receive path's hot spot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::BorrowDecode)]
+pub struct PieceRef<'a> {
+    /// The request answered.
+    pub request: u64,
+    /// Length of the whole block, in bytes.
+    pub block_len: u32,
+    /// Index of this piece.
+    pub index: u32,
+    /// The piece's bytes.
+    pub data: &'a [u8],
+}
+
+/// A decoded overlay body: pieces borrowed, everything else owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageView<'a> {
+    /// A block piece.
+    Piece(PieceRef<'a>),
+    /// Any other message.
+    Other(OverlayMessage),
+}
+
+/// The variant index of [`OverlayMessage::Piece`] in the encoding.
+const PIECE_TAG: u32 = 1;
+
 impl OverlayMessage {
+    /// Decodes a body like [`OverlayMessage::decode`], but borrows a piece's
+    /// data from `body` instead of copying it.
+    pub fn decode_view(body: &[u8]) -> Result<MessageView<'_>, WireError> {
+        let (tag, used): (u32, usize) = wire::decode_prefix_limited::<_, { wire::MAX_BODY }>(body)?;
+        if tag != PIECE_TAG {
+            return Self::decode(body).map(MessageView::Other);
+        }
+        let rest = &body[used..];
+        let config = bincode::config::standard().with_limit::<{ wire::MAX_BODY }>();
+        let (piece, consumed): (PieceRef<'_>, usize) = bincode::borrow_decode_from_slice(rest, config)?;
+        if consumed != rest.len() {
+            return Err(WireError::TrailingBytes { extra: rest.len() - consumed });
+        }
+        if piece.block_len > MAX_CHUNK_BYTES || piece.data.len() > MAX_PIECE_BYTES as usize || piece.data.is_empty() {
+            return Err(WireError::Protocol("piece size"));
+        }
+        Ok(MessageView::Piece(piece))
+    }
+
     /// A complete datagram carrying this message.
     pub fn encode(&self) -> Vec<u8> {
         wire::encode(MessageKind::Overlay, self)
@@ -177,6 +222,22 @@ mod tests {
         for m in bad {
             assert!(matches!(OverlayMessage::decode(body(&m.encode())), Err(WireError::Protocol(_))), "{m:?}");
         }
+    }
+
+    #[test]
+    fn borrowed_pieces_decode_like_owned_ones() {
+        let piece = OverlayMessage::Piece { request: 3, block_len: 5000, index: 2, data: vec![9; 1200] };
+        let datagram = piece.encode();
+        let view = OverlayMessage::decode_view(body(&datagram)).unwrap();
+        assert_eq!(view, MessageView::Piece(PieceRef { request: 3, block_len: 5000, index: 2, data: &[9; 1200] }));
+        let other = OverlayMessage::NotFound { request: 4 };
+        assert_eq!(OverlayMessage::decode_view(body(&other.encode())), Ok(MessageView::Other(other)));
+        let mut long = datagram.clone();
+        long.push(0);
+        assert!(matches!(OverlayMessage::decode_view(body(&long)), Err(WireError::TrailingBytes { extra: 1 })));
+        let empty = OverlayMessage::Piece { request: 3, block_len: 5000, index: 2, data: vec![] };
+        assert!(matches!(OverlayMessage::decode_view(body(&empty.encode())), Err(WireError::Protocol(_))));
+        assert!(OverlayMessage::decode_view(&[]).is_err());
     }
 
     #[test]

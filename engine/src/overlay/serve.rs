@@ -4,7 +4,7 @@
 
 use super::cid::{BlockId, Cid};
 use super::fetch::Purpose;
-use super::message::{OverlayMessage, PieceRange, ReplicateStatus};
+use super::message::{MessageView, OverlayMessage, PieceRange, ReplicateStatus};
 use super::store::Holding;
 use super::{Context, Overlay};
 use crate::dht::{Distance, PeerInfo};
@@ -21,7 +21,13 @@ impl Overlay {
         body: &[u8],
         ctx: &Context<'_>,
     ) -> Result<(), WireError> {
-        let message = OverlayMessage::decode(body)?;
+        let message = match OverlayMessage::decode_view(body)? {
+            MessageView::Piece(p) => {
+                self.on_piece(now, from, p.request, p.block_len, p.index, p.data);
+                return Ok(());
+            }
+            MessageView::Other(message) => message,
+        };
         self.metrics.incr("overlay.messages.received");
         match message {
             OverlayMessage::GetBlock { request, block, piece_bytes, pieces } => {
