@@ -36,6 +36,7 @@ fn row_key(op: &PersistOp) -> Vec<u8> {
         PersistOp::RemoveProvider(k, id) => (3, k.0, Some(id.0)),
         PersistOp::PutOwnValue(r) => (4, r.key.0, None),
         PersistOp::PutOwnProvider(r) => (5, r.key.0, None),
+        PersistOp::RemoveOwnProvider(k) => (5, k.0, None),
     };
     let mut key = vec![tag];
     key.extend_from_slice(&a);
@@ -46,7 +47,13 @@ fn row_key(op: &PersistOp) -> Vec<u8> {
 }
 
 fn is_removal(op: &PersistOp) -> bool {
-    matches!(op, PersistOp::RemovePeer(_) | PersistOp::RemoveValue(_) | PersistOp::RemoveProvider(..))
+    matches!(
+        op,
+        PersistOp::RemovePeer(_)
+            | PersistOp::RemoveValue(_)
+            | PersistOp::RemoveProvider(..)
+            | PersistOp::RemoveOwnProvider(_)
+    )
 }
 
 /// Whether losing this write in a crash would break a promise made to a peer

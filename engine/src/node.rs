@@ -267,12 +267,17 @@ impl Node {
             }
             while let Some((token, request)) = self.overlay.poll_dht_request() {
                 moved = true;
+                if let DhtRequest::StopProviding(key) = request {
+                    self.dht.stop_providing(key);
+                    continue;
+                }
                 let id = self.next_internal;
                 self.next_internal += 1;
                 self.internal.insert(id, token);
                 match request {
                     DhtRequest::Provide(key) => self.dht.provide(now, id, &self.identity, key),
                     DhtRequest::FindProviders(key) => self.dht.find_providers(now, id, key),
+                    DhtRequest::StopProviding(_) => {}
                 }
             }
             while let Some(output) = self.overlay.poll_output() {

@@ -30,6 +30,8 @@ pub enum PersistOp {
     PutOwnValue(ValueRecord),
     /// A provider record this node published (re-announced periodically).
     PutOwnProvider(ProviderRecord),
+    /// This node stopped providing a key (it no longer holds the content).
+    RemoveOwnProvider(Key),
 }
 
 /// Everything a node persisted, as a driver or the simulator rebuilds it.
@@ -74,6 +76,9 @@ impl PersistedState {
             }
             PersistOp::PutOwnProvider(r) => {
                 self.own_providers.insert(r.key, r);
+            }
+            PersistOp::RemoveOwnProvider(k) => {
+                self.own_providers.remove(&k);
             }
         }
     }

@@ -198,11 +198,47 @@ fn pin_and_unpin() {
             .any(|e| matches!(e, OverlayEvent::Pinned { id: i, result: Ok(()), .. } if *i == id))
     );
     assert_eq!(net.node(6).overlay().index().get(&cid).unwrap().meta.holding, Holding::Pinned);
+    assert!(net.persisted[6].own_providers.contains_key(&cid.key()), "a pin is announced");
     let id = net.command(6, Command::Unpin { cid });
+    assert!(!net.persisted[6].own_providers.contains_key(&cid.key()), "an unpinned copy is no longer announced");
     assert!(
         net.overlay_events(6)
             .iter()
             .any(|e| matches!(e, OverlayEvent::Unpinned { id: i, was_pinned: true, .. } if *i == id))
     );
     assert_eq!(net.node(6).overlay().index().get(&cid).unwrap().meta.holding, Holding::Cached);
+}
+
+#[test]
+fn the_quota_evicts_cached_copies_first_and_never_pinned_ones() {
+    let mut p = params();
+    p.overlay.store_quota_bytes = 100_000;
+    let mut net = Net::with_nodes(9, p, 12);
+    let cids: Vec<Cid> = (0..4).map(|i| publish(&mut net, i, &content(30_000, 10 + i as u8))).collect();
+    net.run_for(Duration::from_secs(10));
+    let reader = 11;
+    for cid in &cids {
+        let (_, result) = fetch(&mut net, reader, *cid, None);
+        assert!(result.is_ok());
+    }
+    for i in 0..12 {
+        let index = net.node(i).overlay().index();
+        assert!(index.used_bytes() <= 100_000, "node {i} holds {} bytes", index.used_bytes());
+    }
+    let evicted: Vec<Cid> = (0..12)
+        .flat_map(|i| {
+            net.overlay_events(i)
+                .into_iter()
+                .filter_map(|e| match e {
+                    OverlayEvent::Evicted { cid } => Some(*cid),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!evicted.is_empty(), "four 30 kB objects do not all fit 100 kB");
+    for (i, cid) in cids.iter().enumerate() {
+        let held = net.node(i).overlay().index().get(cid).expect("the publisher keeps its pin");
+        assert_eq!(held.meta.holding, Holding::Pinned);
+    }
 }

@@ -353,6 +353,8 @@ pub enum FuzzPersistOp {
     PutOwnValue(FuzzValueRecord),
     /// `PutOwnProvider`.
     PutOwnProvider(FuzzProviderRecord),
+    /// `RemoveOwnProvider`.
+    RemoveOwnProvider(FuzzKey),
 }
 
 impl FuzzPersistOp {
@@ -367,6 +369,7 @@ impl FuzzPersistOp {
             FuzzPersistOp::RemoveProvider(k, id) => PersistOp::RemoveProvider(k.key(), id.key()),
             FuzzPersistOp::PutOwnValue(r) => PersistOp::PutOwnValue(r.record()),
             FuzzPersistOp::PutOwnProvider(r) => PersistOp::PutOwnProvider(r.record()),
+            FuzzPersistOp::RemoveOwnProvider(k) => PersistOp::RemoveOwnProvider(k.key()),
         }
     }
 }

@@ -407,6 +407,14 @@ impl Dht {
         self.start_query(now, QueryOrigin::Command(id), key, QueryKind::Provide { record });
     }
 
+    /// Stops re-announcing this node as a provider of `key` (records already
+    /// held by others expire with their TTL).
+    pub fn stop_providing(&mut self, key: Key) {
+        if self.own_providers.remove(&key).is_some() {
+            self.persist(PersistOp::RemoveOwnProvider(key));
+        }
+    }
+
     /// Looks for providers of `key`.
     pub fn find_providers(&mut self, now: Instant, id: CommandId, key: Key) {
         let found = self.store.providers(now, &key, self.params.k).into_iter().map(|r| (r.provider.id, r)).collect();

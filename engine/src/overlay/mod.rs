@@ -163,6 +163,8 @@ pub enum DhtRequest {
     Provide(Key),
     /// Look up the providers of the key.
     FindProviders(Key),
+    /// Stop announcing this node as a provider of the key (no answer follows).
+    StopProviding(Key),
 }
 
 /// What a DHT operation was for.
@@ -339,6 +341,12 @@ impl Overlay {
         self.next_request
     }
 
+    /// Stops announcing `cid` (evicted, or no longer pinned).
+    fn stop_announcing(&mut self, cid: Cid) {
+        self.announced.remove(&cid);
+        self.dht_requests.push_back((0, DhtRequest::StopProviding(cid.key())));
+    }
+
     fn dht(&mut self, request: DhtRequest, purpose: DhtPurpose) {
         self.next_dht += 1;
         self.dht_pending.insert(self.next_dht, purpose);
@@ -398,7 +406,7 @@ impl Overlay {
         let was_pinned = self.index.get(&cid).is_some_and(|o| o.meta.holding == Holding::Pinned);
         if was_pinned {
             self.set_holding(cid, Holding::Cached);
-            self.announced.remove(&cid);
+            self.stop_announcing(cid);
         }
         self.emit(OverlayEvent::Unpinned { id, cid, was_pinned });
     }
@@ -515,7 +523,7 @@ impl Overlay {
         if self.store.remove_object(&cid).is_err() {
             self.metrics.incr("overlay.store.errors");
         }
-        self.announced.remove(&cid);
+        self.stop_announcing(cid);
         self.metrics.incr("overlay.gc.evicted");
         self.metrics.add("overlay.gc.evicted_bytes", bytes);
         self.emit(OverlayEvent::Evicted { cid });
