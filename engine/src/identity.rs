@@ -186,9 +186,49 @@ impl fmt::Debug for Identity {
     }
 }
 
+/// Most verified signatures remembered per thread before the cache starts over.
+pub const SIGNATURE_CACHE_CAPACITY: usize = 1 << 16;
+
+thread_local! {
+    /// Digests of (key, signature, message) triples that verified on this
+    /// thread. A pure function's results, so the cache changes speed, never
+    /// outcomes: the same signed record reaches every one of its k holders,
+    /// and in a simulation all of them share one thread. Only successes are
+    /// kept, so invalid input cannot fill it with anything but work for the
+    /// sender. (Bitcoin Core's signature cache is the same idea.)
+    static VERIFIED: core::cell::RefCell<std::collections::BTreeSet<[u8; 32]>> = const {
+        core::cell::RefCell::new(std::collections::BTreeSet::new())
+    };
+}
+
+fn signature_digest(public_key: &[u8; 32], message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("allium 2026-11 signature cache v1");
+    hasher.update(public_key).update(signature).update(message);
+    *hasher.finalize().as_bytes()
+}
+
 /// Verifies an Ed25519 signature (strict verification: rejects weak keys and
-/// malleable signatures).
+/// malleable signatures). Successful verifications are remembered per
+/// thread (see [`SIGNATURE_CACHE_CAPACITY`]).
 pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
+    let digest = signature_digest(public_key, message, signature);
+    if VERIFIED.with(|cache| cache.borrow().contains(&digest)) {
+        return true;
+    }
+    let valid = verify_uncached(public_key, message, signature);
+    if valid {
+        VERIFIED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= SIGNATURE_CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(digest);
+        });
+    }
+    valid
+}
+
+fn verify_uncached(public_key: &[u8; 32], message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(public_key) else {
         return false;
     };
@@ -208,6 +248,14 @@ mod tests {
         let sig = identity.sign(b"hello");
         assert!(verify_signature(&public.signing_key, b"hello", &sig));
         assert!(!verify_signature(&public.signing_key, b"hellp", &sig));
+        // Cached successes do not leak to other messages, keys or signatures.
+        assert!(verify_signature(&public.signing_key, b"hello", &sig));
+        assert!(!verify_signature(&public.signing_key, b"hellp", &sig));
+        let mut bad = sig;
+        bad[0] ^= 1;
+        assert!(!verify_signature(&public.signing_key, b"hello", &bad));
+        let other = Identity::from_seed(&NodeSeed::derive(1, 2), CryptoSuite::Real);
+        assert!(!verify_signature(&other.public().signing_key, b"hello", &sig));
         let restored = Identity::from_secret(&identity.secret_bytes(), CryptoSuite::Real);
         assert_eq!(restored.public(), public);
     }
