@@ -277,6 +277,7 @@ impl Node {
                 match request {
                     DhtRequest::Provide(key) => self.dht.provide(now, id, &self.identity, key),
                     DhtRequest::FindProviders(key) => self.dht.find_providers(now, id, key),
+                    DhtRequest::Closest(key) => self.dht.find_node(now, id, key),
                     DhtRequest::StopProviding(_) => {}
                 }
             }

@@ -12,7 +12,7 @@ fn params() -> Params {
     let mut p = Params::default();
     p.dht.k = 8;
     p.overlay.chunk_bytes = 16 * 1024;
-    p.overlay.reannounce_secs = 120;
+    p.overlay.repair_interval_secs = 120;
     p
 }
 

@@ -495,7 +495,7 @@ impl Overlay {
         }
     }
 
-    /// Keeps a complete object as `holding`, announces it and schedules its re-announcement.
+    /// Keeps a complete object as `holding`, announces it and schedules its repair checks.
     pub(super) fn hold(&mut self, now: Instant, cid: Cid, holding: Holding) {
         if !self.index.get(&cid).is_some_and(|o| o.is_complete()) {
             return;
@@ -504,7 +504,7 @@ impl Overlay {
         self.emit(OverlayEvent::Stored { cid, holding });
         self.dht(DhtRequest::Provide(cid.key()), DhtPurpose::Announce);
         let next = now + self.jittered_period();
-        self.schedule_reannounce(cid, next);
+        self.schedule_repair(cid, next);
     }
 
     /// Fetches running for `cid` that will end with it held (pin or replica).

@@ -163,6 +163,8 @@ pub enum DhtRequest {
     Provide(Key),
     /// Look up the providers of the key.
     FindProviders(Key),
+    /// Look up the nodes closest to the key.
+    Closest(Key),
     /// Stop announcing this node as a provider of the key (no answer follows).
     StopProviding(Key),
 }
@@ -172,8 +174,8 @@ pub enum DhtRequest {
 enum DhtPurpose {
     /// The announcement of a fresh publication; then replicas are placed.
     Publish { command: CommandId, cid: Cid },
-    /// A periodic re-announcement; then replicas are checked (repair).
-    Reannounce { cid: Cid },
+    /// A periodic lookup of the closest nodes; then replicas are checked (repair).
+    Repair { cid: Cid },
     /// The announcement of a new replica or pin.
     Announce,
     /// Providers for a fetch.
@@ -187,8 +189,8 @@ enum Timer {
     Transfer { fetch: u64, slot: u32 },
     /// A fetch's overall deadline.
     Fetch(u64),
-    /// An object's next re-announcement.
-    Reannounce(Cid),
+    /// An object's next repair check.
+    Repair(Cid),
 }
 
 /// Read-only context a handler needs from the rest of the node.
@@ -210,7 +212,7 @@ pub struct Overlay {
     transfers: BTreeMap<u64, (u64, u32)>,
     next_request: u64,
     timers: BTreeSet<(Instant, Timer)>,
-    /// Reannounce deadline of each announced object.
+    /// Next repair check of each announced object.
     announced: BTreeMap<Cid, Instant>,
     banned: BTreeMap<Addr, Instant>,
     dht_pending: BTreeMap<u64, DhtPurpose>,
@@ -263,7 +265,7 @@ impl Overlay {
     }
 
     /// Rebuilds the index from the store after a restart; held objects are
-    /// re-announced soon (spread over the first tenth of a period).
+    /// re-announced and checked soon (spread over the first tenth of a period).
     fn restore_index(&mut self, now: Instant) {
         let objects = match self.store.objects() {
             Ok(objects) => objects,
@@ -285,9 +287,9 @@ impl Overlay {
             let present = manifest.chunks.iter().map(|c| self.store.has_block(c).unwrap_or(false)).collect();
             self.index.restore(cid, manifest, manifest_len, meta, present);
             if meta.holding != Holding::Cached {
-                let spread = self.params.reannounce_interval() / 10;
+                let spread = self.params.repair_interval() / 10;
                 let delay = spread.mul_f64(crate::rng::unit_f64(&mut self.rng));
-                self.schedule_reannounce(cid, now + delay);
+                self.schedule_repair(cid, now + delay);
             }
         }
     }
@@ -386,7 +388,7 @@ impl Overlay {
         self.emit(OverlayEvent::Stored { cid, holding: Holding::Pinned });
         self.dht(DhtRequest::Provide(cid.key()), DhtPurpose::Publish { command: id, cid });
         let next = now + self.jittered_period();
-        self.schedule_reannounce(cid, next);
+        self.schedule_repair(cid, next);
         Ok(())
     }
 
@@ -422,7 +424,7 @@ impl Overlay {
                 self.emit(OverlayEvent::Published { id: command, cid, size, providers_stored: stored });
                 self.place_replicas(cid, &closest, false);
             }
-            (DhtPurpose::Reannounce { cid }, DhtEvent::ProvideFinished { closest, .. }) => {
+            (DhtPurpose::Repair { cid }, DhtEvent::LookupFinished { closest, .. }) => {
                 self.place_replicas(cid, &closest, true);
             }
             (DhtPurpose::Announce, _) => {}
@@ -446,7 +448,7 @@ impl Overlay {
             match timer {
                 Timer::Transfer { fetch, slot } => self.on_transfer_deadline(now, fetch, slot, at),
                 Timer::Fetch(fetch) => self.on_fetch_deadline(now, fetch),
-                Timer::Reannounce(cid) => self.on_reannounce(now, cid, at),
+                Timer::Repair(cid) => self.on_repair(now, cid, at),
             }
         }
         self.banned.retain(|_, until| *until > now);
@@ -454,17 +456,17 @@ impl Overlay {
 
     fn jittered_period(&mut self) -> core::time::Duration {
         let jitter = 0.75 + 0.5 * crate::rng::unit_f64(&mut self.rng);
-        self.params.reannounce_interval().mul_f64(jitter)
+        self.params.repair_interval().mul_f64(jitter)
     }
 
-    fn schedule_reannounce(&mut self, cid: Cid, at: Instant) {
+    fn schedule_repair(&mut self, cid: Cid, at: Instant) {
         if let Some(old) = self.announced.insert(cid, at) {
-            self.timers.remove(&(old, Timer::Reannounce(cid)));
+            self.timers.remove(&(old, Timer::Repair(cid)));
         }
-        self.timers.insert((at, Timer::Reannounce(cid)));
+        self.timers.insert((at, Timer::Repair(cid)));
     }
 
-    fn on_reannounce(&mut self, now: Instant, cid: Cid, at: Instant) {
+    fn on_repair(&mut self, now: Instant, cid: Cid, at: Instant) {
         if self.announced.get(&cid) != Some(&at) {
             return;
         }
@@ -473,10 +475,10 @@ impl Overlay {
             self.announced.remove(&cid);
             return;
         }
-        self.metrics.incr("overlay.reannounced");
-        self.dht(DhtRequest::Provide(cid.key()), DhtPurpose::Reannounce { cid });
+        self.metrics.incr("overlay.repair.checks");
+        self.dht(DhtRequest::Closest(cid.key()), DhtPurpose::Repair { cid });
         let next = now + self.jittered_period();
-        self.schedule_reannounce(cid, next);
+        self.schedule_repair(cid, next);
     }
 
     // ----- local store ----------------------------------------------------

@@ -25,9 +25,12 @@ pub struct OverlayParams {
     pub piece_bytes: u32,
     /// Nodes closest to a content ID that hold a replica, besides the publisher. Default 3.
     pub replication_factor: u32,
-    /// How often a holder re-announces an object in the DHT and re-checks its
-    /// replicas (repair), in seconds; each object's period is jittered ±25 %. Default 3600.
-    pub reannounce_secs: u64,
+    /// How often a holder of an object looks up the `replication_factor`
+    /// nodes closest to its CID and asks any that lack it to hold a replica
+    /// (repair), in seconds; each object's period is jittered ±25 %. (Provider
+    /// records are re-announced by the DHT every `dht.republish_interval_secs`.)
+    /// Default 3600.
+    pub repair_interval_secs: u64,
     /// Largest number of chunks one fetch has in flight across its providers. Default 8.
     pub chunks_in_flight: u32,
     /// Chunks a fetch first asks of one provider at once; grows by one per
@@ -57,7 +60,7 @@ impl Default for OverlayParams {
             chunk_bytes: 64 * 1024,
             piece_bytes: 1200,
             replication_factor: 3,
-            reannounce_secs: 3_600,
+            repair_interval_secs: 3_600,
             chunks_in_flight: 8,
             provider_window: 2,
             request_timeout_ms: 1_000,
@@ -86,8 +89,8 @@ impl OverlayParams {
         if self.replication_factor > 20 {
             return bad("replication_factor", "must be at most 20");
         }
-        if self.reannounce_secs == 0 {
-            return bad("reannounce_secs", "must be positive");
+        if self.repair_interval_secs == 0 {
+            return bad("repair_interval_secs", "must be positive");
         }
         if self.chunks_in_flight == 0 || self.provider_window == 0 {
             return bad("chunks_in_flight", "chunks_in_flight and provider_window must be positive");
@@ -108,9 +111,9 @@ impl OverlayParams {
         secs(self.fetch_timeout_secs)
     }
 
-    /// See [`OverlayParams::reannounce_secs`].
-    pub fn reannounce_interval(&self) -> Duration {
-        secs(self.reannounce_secs)
+    /// See [`OverlayParams::repair_interval_secs`].
+    pub fn repair_interval(&self) -> Duration {
+        secs(self.repair_interval_secs)
     }
 
     /// See [`OverlayParams::ban_secs`].
