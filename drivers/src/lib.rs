@@ -7,6 +7,8 @@
 //! * [`runtime`]: the driver loop (runs on tokio, and on madsim for
 //!   deterministic tests with `RUSTFLAGS="--cfg madsim"`).
 //! * [`store`]: redb persistence of the identity and the engine's writes.
+//! * [`content`]: the engine's content store (blocks and object records) in
+//!   the same redb file.
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client.
@@ -14,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod content;
 #[cfg(not(madsim))]
 pub mod ctl;
 #[cfg(not(madsim))]

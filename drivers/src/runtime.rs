@@ -124,7 +124,7 @@ impl NodeRuntime {
         let state = store.load_state()?;
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
             records = state.values.len(), "node starting");
-        let content = Box::<allium_engine::overlay::MemoryStore>::default();
+        let content = store.content_store()?;
         let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content };
         let node = Node::restore(Instant::ZERO, config, state);
         let (tx, rx) = mpsc::channel(256);
