@@ -112,7 +112,9 @@ impl ContentStore for RedbContentStore {
             match (cid, bincode::decode_from_slice::<ObjectMeta, _>(value.value(), config)) {
                 (Some(cid), Ok((meta, _))) => out.push((Cid(cid), meta)),
                 // Skipped, never fatal: one bad row must not hide the others.
-                _ => tracing::warn!(key = %allium_engine::identity::hex(key.value()), "skipping unreadable object record"),
+                _ => {
+                    tracing::warn!(key = %allium_engine::identity::hex(key.value()), "skipping unreadable object record")
+                }
             }
         }
         Ok(out)
