@@ -187,6 +187,9 @@ impl NodeRuntime {
     ) -> anyhow::Result<(Self, Handle)> {
         let socket = UdpSocket::bind(listen).await?;
         let listen = socket.local_addr()?;
+        if let Some(bytes) = shim::tune(&socket) {
+            tracing::debug!(bytes, "UDP receive buffer");
+        }
         let (identity, created) = store.load_or_create_identity()?;
         let state = store.load_state()?;
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
