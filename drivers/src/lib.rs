@@ -11,7 +11,12 @@
 //!   the same redb file.
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
-//! * `ctl` (not under madsim): the `allium-node ctl` client.
+//! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
+//!   `peers`, `stats`, and content: `put`, `get`, `pin`, `unpin`, `content`).
+//!
+//! Content commands go to the engine's overlay through [`Handle::command`];
+//! a fetch is answered once, whole and verified
+//! ([`CommandOutcome::Fetched`]), see [`runtime`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
