@@ -21,7 +21,7 @@ use crate::runtime::{CommandOutcome, Handle};
 use allium_engine::Command;
 use allium_engine::dht::{DhtEvent, key_for_name};
 use allium_engine::identity::hex;
-use allium_engine::overlay::{ByteRange, Cid, FetchError, Metadata, OverlayEvent};
+use allium_engine::overlay::{ByteRange, Cid, CidParseError, FetchError, Metadata, OverlayEvent};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -135,8 +135,8 @@ pub struct FetchQuery {
     pub len: Option<u64>,
 }
 
-fn parse_cid(text: &str) -> Result<Cid, Response> {
-    text.parse::<Cid>().map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))
+fn bad_cid(failure: CidParseError) -> Response {
+    error(StatusCode::BAD_REQUEST, failure.to_string())
 }
 
 /// Runs an overlay command; `Ok` holds the event that finished it.
@@ -179,9 +179,9 @@ async fn publish(State(handle): State<Handle>, Query(query): Query<PublishQuery>
 }
 
 async fn fetch(State(handle): State<Handle>, Path(cid): Path<String>, Query(query): Query<FetchQuery>) -> Response {
-    let cid = match parse_cid(&cid) {
+    let cid = match cid.parse::<Cid>() {
         Ok(cid) => cid,
-        Err(response) => return response,
+        Err(failure) => return bad_cid(failure),
     };
     let range = match (query.offset, query.len) {
         (None, None) => None,
@@ -202,9 +202,9 @@ async fn fetch(State(handle): State<Handle>, Path(cid): Path<String>, Query(quer
 }
 
 async fn pin(State(handle): State<Handle>, Path(cid): Path<String>) -> Response {
-    let cid = match parse_cid(&cid) {
+    let cid = match cid.parse::<Cid>() {
         Ok(cid) => cid,
-        Err(response) => return response,
+        Err(failure) => return bad_cid(failure),
     };
     match run_overlay(&handle, Command::Pin { cid }).await {
         Ok(OverlayEvent::Pinned { result: Ok(()), .. }) => {
@@ -217,9 +217,9 @@ async fn pin(State(handle): State<Handle>, Path(cid): Path<String>) -> Response 
 }
 
 async fn unpin(State(handle): State<Handle>, Path(cid): Path<String>) -> Response {
-    let cid = match parse_cid(&cid) {
+    let cid = match cid.parse::<Cid>() {
         Ok(cid) => cid,
-        Err(response) => return response,
+        Err(failure) => return bad_cid(failure),
     };
     match run_overlay(&handle, Command::Unpin { cid }).await {
         Ok(OverlayEvent::Unpinned { was_pinned, .. }) => {
