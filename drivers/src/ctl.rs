@@ -232,6 +232,7 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
                 println!("joined      {}", stats.bootstrapped);
                 println!("peers       {}", stats.peers);
                 println!("records     {} values, {} providers", stats.values_held, stats.providers_held);
+                println!("content     {} objects, {} bytes", stats.content_objects, stats.content_bytes);
                 println!("rejected    {} datagrams", stats.metrics.get("wire.rejected").copied().unwrap_or(0));
             }
         }

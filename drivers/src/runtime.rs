@@ -81,6 +81,12 @@ pub struct Stats {
     pub values_held: usize,
     /// Provider records held for the network.
     pub providers_held: usize,
+    /// Objects in the local content store (complete or not).
+    #[serde(default)]
+    pub content_objects: usize,
+    /// Content bytes held, as counted against `overlay.store_quota_bytes`.
+    #[serde(default)]
+    pub content_bytes: u64,
     /// Every engine and driver counter.
     pub metrics: BTreeMap<String, u64>,
 }
@@ -318,6 +324,8 @@ impl NodeRuntime {
             peers: dht.routing_table().len(),
             values_held: dht.store().value_count(),
             providers_held: dht.store().provider_count(),
+            content_objects: self.node.overlay().index().len(),
+            content_bytes: self.node.overlay().index().used_bytes(),
             metrics,
         }
     }

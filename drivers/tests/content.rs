@@ -108,6 +108,7 @@ fn twenty_mib_put_get_pin_unpin_and_restart() {
     let metrics = curl(&["-s", &format!("http://{}/metrics", nodes[2].metrics)]);
     let text = String::from_utf8_lossy(&metrics.stdout);
     assert!(text.contains("allium_overlay_fetch_succeeded_total 2"), "{text}");
+    assert!(text.contains("allium_content_objects 1"), "{text}");
 
     // Pin and unpin a small object published on node 0, from node 2.
     let small = root.path().join("small.txt");
