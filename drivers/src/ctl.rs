@@ -1,9 +1,13 @@
 //! `allium-node ctl …`: a small client of the control API.
 
 use crate::runtime::Stats;
+use allium_engine::overlay::Cid;
 use anyhow::{Context, bail};
 use serde_json::Value;
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What `ctl` can ask.
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -15,6 +19,41 @@ pub enum CtlCommand {
     Peers,
     /// Show node statistics.
     Stats {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish FILE: store, pin and announce it; prints its content ID on stdout.
+    Put {
+        /// The file to publish.
+        file: PathBuf,
+        /// File name recorded in the manifest (default: FILE's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Media type recorded in the manifest, e.g. `text/plain`.
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Fetch content by ID, verifying every chunk, and write it to OUT.
+    Get {
+        /// Content ID (`b3:` and 64 hex digits).
+        cid: String,
+        /// Where to write the bytes (`-` for stdout).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Fetch what is missing of a content ID, then keep and announce it until unpinned.
+    Pin {
+        /// Content ID.
+        cid: String,
+    },
+    /// Stop pinning a content ID (it stays cached until evicted).
+    Unpin {
+        /// Content ID.
+        cid: String,
+    },
+    /// List the objects in the node's content store.
+    Content {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -40,10 +79,110 @@ pub enum DhtCtl {
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .timeout_global(Some(Duration::from_secs(60)))
         .http_status_as_error(false)
         .build()
         .into()
+}
+
+/// An agent for content transfers: a large fetch may take as long as the
+/// node's `overlay.fetch_timeout_secs`, and the node answers every fetch
+/// itself (success, failure or time-out), so only connecting is bounded.
+fn content_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Parses a content ID before bothering the node, for a clear message.
+fn parse_cid(text: &str) -> anyhow::Result<Cid> {
+    text.parse::<Cid>().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Reads an error answer (JSON `{"error"}`) into a message.
+fn failure(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Error {
+    let status = response.status();
+    let message = response
+        .body_mut()
+        .read_json::<Value>()
+        .ok()
+        .and_then(|body| body.get("error").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "request failed".to_string());
+    anyhow::anyhow!("{message} (HTTP {})", status.as_u16())
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    format!("{mib:.1} MiB in {:.2} s ({:.1} MiB/s)", elapsed.as_secs_f64(), mib / elapsed.as_secs_f64().max(1e-9))
+}
+
+fn put(
+    base: &str,
+    unreachable: impl Fn() -> String,
+    file: &Path,
+    name: Option<String>,
+    media_type: Option<String>,
+) -> anyhow::Result<()> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = name.or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let started = Instant::now();
+    let mut request = content_agent().post(format!("{base}/content"));
+    if let Some(name) = &name {
+        request = request.query("name", name);
+    }
+    if let Some(media_type) = &media_type {
+        request = request.query("media_type", media_type);
+    }
+    let response = request.content_type("application/octet-stream").send(&data[..]).with_context(unreachable)?;
+    let body = read(response)?;
+    let cid = body["cid"].as_str().context("the node's answer has no cid")?;
+    println!("{cid}");
+    eprintln!(
+        "published {} ({}), announced to {} peers",
+        file.display(),
+        rate(data.len() as u64, started.elapsed()),
+        body["providers_stored"]
+    );
+    Ok(())
+}
+
+fn get(base: &str, unreachable: impl Fn() -> String, cid: &str, output: &Path) -> anyhow::Result<()> {
+    let cid = parse_cid(cid)?;
+    let started = Instant::now();
+    let mut response = content_agent().get(format!("{base}/content/{cid}")).call().with_context(unreachable)?;
+    if !response.status().is_success() {
+        return Err(failure(response));
+    }
+    let mut reader = response.body_mut().as_reader();
+    let written = if output == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        let n = std::io::copy(&mut reader, &mut stdout).context("writing to stdout")?;
+        stdout.flush()?;
+        n
+    } else {
+        // Written to OUT.part and renamed into place: OUT is never left half-written.
+        let mut part = output.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let copied = std::fs::File::create(&part)
+            .with_context(|| format!("creating {}", part.display()))
+            .and_then(|mut file| {
+                let n = std::io::copy(&mut reader, &mut file).context("receiving the content")?;
+                file.sync_all()?;
+                Ok(n)
+            })
+            .and_then(|n| {
+                std::fs::rename(&part, output).map(|()| n).with_context(|| format!("writing {}", output.display()))
+            });
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        copied?
+    };
+    eprintln!("fetched {cid} ({})", rate(written, started.elapsed()));
+    Ok(())
 }
 
 fn read(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
@@ -93,7 +232,45 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
                 println!("joined      {}", stats.bootstrapped);
                 println!("peers       {}", stats.peers);
                 println!("records     {} values, {} providers", stats.values_held, stats.providers_held);
+                println!("content     {} objects, {} bytes", stats.content_objects, stats.content_bytes);
                 println!("rejected    {} datagrams", stats.metrics.get("wire.rejected").copied().unwrap_or(0));
+            }
+        }
+        CtlCommand::Put { file, name, media_type } => put(&base, unreachable, &file, name, media_type)?,
+        CtlCommand::Get { cid, output } => get(&base, unreachable, &cid, &output)?,
+        CtlCommand::Pin { cid } => {
+            let cid = parse_cid(&cid)?;
+            let response =
+                content_agent().post(format!("{base}/content/{cid}/pin")).send_empty().with_context(unreachable)?;
+            read(response)?;
+            println!("pinned {cid}");
+        }
+        CtlCommand::Unpin { cid } => {
+            let cid = parse_cid(&cid)?;
+            let response = agent.delete(format!("{base}/content/{cid}/pin")).call().with_context(unreachable)?;
+            let body = read(response)?;
+            if body["was_pinned"].as_bool() == Some(true) {
+                println!("unpinned {cid}");
+            } else {
+                println!("{cid} was not pinned");
+            }
+        }
+        CtlCommand::Content { json } => {
+            let body = read(agent.get(format!("{base}/content")).call().with_context(unreachable)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                for entry in body.as_array().into_iter().flatten() {
+                    let complete = if entry["complete"].as_bool() == Some(true) { "complete" } else { "partial" };
+                    println!(
+                        "{}  {:>12}  {:<7}  {:<8}  {}",
+                        entry["cid"].as_str().unwrap_or("?"),
+                        entry["size"],
+                        entry["holding"].as_str().unwrap_or("?"),
+                        complete,
+                        entry["name"].as_str().unwrap_or("")
+                    );
+                }
             }
         }
     }

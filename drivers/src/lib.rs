@@ -7,13 +7,21 @@
 //! * [`runtime`]: the driver loop (runs on tokio, and on madsim for
 //!   deterministic tests with `RUSTFLAGS="--cfg madsim"`).
 //! * [`store`]: redb persistence of the identity and the engine's writes.
+//! * [`content`]: the engine's content store (blocks and object records) in
+//!   the same redb file.
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
-//! * `ctl` (not under madsim): the `allium-node ctl` client.
+//! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
+//!   `peers`, `stats`, and content: `put`, `get`, `pin`, `unpin`, `content`).
+//!
+//! Content commands go to the engine's overlay through [`Handle::command`];
+//! a fetch is answered once, whole and verified
+//! ([`CommandOutcome::Fetched`]), see [`runtime`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod content;
 #[cfg(not(madsim))]
 pub mod ctl;
 #[cfg(not(madsim))]

@@ -149,7 +149,8 @@ mod cli {
                 allium_engine::NodeSeed::from_bytes(seed),
             )
             .await?;
-            let control = tokio::spawn(http::control::serve(settings.control, handle.clone()));
+            let max_upload = settings.params.overlay.max_object_bytes;
+            let control = tokio::spawn(http::control::serve(settings.control, handle.clone(), max_upload));
             let metrics = tokio::spawn(http::metrics::serve(settings.metrics, handle.clone()));
             let result = tokio::select! {
                 result = node.run(shutdown_signal()) => result,

@@ -3,10 +3,18 @@
 //! [`Node::poll_output`] (making persist writes durable before sending the
 //! transmits that may acknowledge them), and sleeps until
 //! [`Node::poll_timeout`]. The same code runs on tokio and under madsim.
+//!
+//! Content fetches are answered whole: the runtime assembles the verified
+//! [`OverlayEvent::Data`] chunks of a [`Command::Fetch`] at their offsets in
+//! one buffer and replies once [`OverlayEvent::FetchFinished`] arrives, so
+//! a fetch holds the requested bytes in memory (bounded by
+//! `overlay.max_object_bytes`). That keeps the HTTP side simple and means
+//! a client never sees bytes of a fetch that later fails.
 
 use crate::shim;
 use crate::store::Store;
 use allium_engine::dht::{DhtEvent, PeerInfo};
+use allium_engine::overlay::{Cid, FetchError, FetchStats, OverlayEvent};
 use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,8 +29,39 @@ use tokio::sync::{mpsc, oneshot};
 pub enum CommandOutcome {
     /// The DHT finished it.
     Dht(Box<DhtEvent>),
+    /// The overlay finished a publish, pin or unpin ([`OverlayEvent::Published`],
+    /// [`OverlayEvent::Pinned`] or [`OverlayEvent::Unpinned`]).
+    Overlay(Box<OverlayEvent>),
+    /// A fetch finished: on success, `bytes` are the verified bytes requested.
+    Fetched {
+        /// The content ID.
+        cid: Cid,
+        /// The requested bytes (empty on failure).
+        bytes: Vec<u8>,
+        /// Figures, or why it failed.
+        result: Result<FetchStats, FetchError>,
+    },
     /// The node refused it (bad arguments).
     Rejected(String),
+}
+
+/// One object in the local content store, for `ctl content`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ContentEntry {
+    /// Content ID (`b3:` + hex).
+    pub cid: String,
+    /// Object size, in bytes.
+    pub size: u64,
+    /// `pinned`, `replica` or `cached`.
+    pub holding: String,
+    /// Whether every chunk is held.
+    pub complete: bool,
+    /// Bytes held (manifest and present chunks).
+    pub bytes_held: u64,
+    /// File name from the manifest, if any.
+    pub name: Option<String>,
+    /// Media type from the manifest, if any.
+    pub media_type: Option<String>,
 }
 
 /// A snapshot of the node for `ctl stats` and `/metrics`.
@@ -42,6 +81,12 @@ pub struct Stats {
     pub values_held: usize,
     /// Provider records held for the network.
     pub providers_held: usize,
+    /// Objects in the local content store (complete or not).
+    #[serde(default)]
+    pub content_objects: usize,
+    /// Content bytes held, as counted against `overlay.store_quota_bytes`.
+    #[serde(default)]
+    pub content_bytes: u64,
     /// Every engine and driver counter.
     pub metrics: BTreeMap<String, u64>,
 }
@@ -55,6 +100,8 @@ pub enum Request {
     Stats(oneshot::Sender<Stats>),
     /// List routing-table contacts.
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    /// List the objects in the local content store.
+    Content(oneshot::Sender<Vec<ContentEntry>>),
 }
 
 /// A cloneable handle for talking to a running [`NodeRuntime`].
@@ -89,6 +136,31 @@ impl Handle {
         self.requests.send(Request::Peers(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
+
+    /// The objects in the node's local content store.
+    pub async fn content(&self) -> Result<Vec<ContentEntry>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Content(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+}
+
+/// The bytes of a fetch in progress, assembled from `Data` events.
+struct Assembly {
+    /// Object offset of the first requested byte.
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl Assembly {
+    fn put(&mut self, offset: u64, data: &[u8]) {
+        let Some(at) = offset.checked_sub(self.base).and_then(|a| usize::try_from(a).ok()) else { return };
+        let end = at + data.len();
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        self.bytes[at..end].copy_from_slice(data);
+    }
 }
 
 /// One node on one UDP socket.
@@ -100,6 +172,7 @@ pub struct NodeRuntime {
     start: tokio::time::Instant,
     requests: mpsc::Receiver<Request>,
     pending: BTreeMap<CommandId, oneshot::Sender<CommandOutcome>>,
+    fetches: BTreeMap<CommandId, Assembly>,
     next_command: CommandId,
     metrics: Metrics,
 }
@@ -120,11 +193,14 @@ impl NodeRuntime {
     ) -> anyhow::Result<(Self, Handle)> {
         let socket = UdpSocket::bind(listen).await?;
         let listen = socket.local_addr()?;
+        if let Some(bytes) = shim::tune(&socket) {
+            tracing::debug!(bytes, "UDP receive buffer");
+        }
         let (identity, created) = store.load_or_create_identity()?;
         let state = store.load_state()?;
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
             records = state.values.len(), "node starting");
-        let content = Box::<allium_engine::overlay::MemoryStore>::default();
+        let content = store.content_store()?;
         let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content };
         let node = Node::restore(Instant::ZERO, config, state);
         let (tx, rx) = mpsc::channel(256);
@@ -136,6 +212,7 @@ impl NodeRuntime {
             start: tokio::time::Instant::now(),
             requests: rx,
             pending: BTreeMap::new(),
+            fetches: BTreeMap::new(),
             next_command: 1,
             metrics: Metrics::default(),
         };
@@ -193,6 +270,10 @@ impl NodeRuntime {
         let id = self.next_command;
         self.next_command += 1;
         if let Some(reply) = reply {
+            if let Command::Fetch { range, .. } = &command {
+                let base = range.map_or(0, |r| r.offset);
+                self.fetches.insert(id, Assembly { base, bytes: Vec::new() });
+            }
             self.pending.insert(id, reply);
         }
         self.node.handle_input(self.now(), Input::Command { id, command });
@@ -206,6 +287,24 @@ impl NodeRuntime {
             }
             Request::Peers(reply) => {
                 let _ = reply.send(self.node.dht().routing_table().peers().collect());
+            }
+            Request::Content(reply) => {
+                let entries = self
+                    .node
+                    .overlay()
+                    .index()
+                    .iter()
+                    .map(|(cid, object)| ContentEntry {
+                        cid: cid.to_string(),
+                        size: object.meta.size,
+                        holding: object.meta.holding.name().to_string(),
+                        complete: object.is_complete(),
+                        bytes_held: object.bytes,
+                        name: object.manifest.metadata.name.clone(),
+                        media_type: object.manifest.metadata.media_type.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(entries);
             }
         }
     }
@@ -225,6 +324,8 @@ impl NodeRuntime {
             peers: dht.routing_table().len(),
             values_held: dht.store().value_count(),
             providers_held: dht.store().provider_count(),
+            content_objects: self.node.overlay().index().len(),
+            content_bytes: self.node.overlay().index().used_bytes(),
             metrics,
         }
     }
@@ -277,13 +378,40 @@ impl NodeRuntime {
                     let _ = reply.send(CommandOutcome::Dht(Box::new(event)));
                 }
             }
-            Event::Overlay(_) => {}
+            Event::Overlay(event) => self.on_overlay_event(event),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
+                self.fetches.remove(&id);
                 if let Some(reply) = self.pending.remove(&id) {
                     let _ = reply.send(CommandOutcome::Rejected(reason));
                 }
             }
+        }
+    }
+
+    fn on_overlay_event(&mut self, event: OverlayEvent) {
+        match event {
+            OverlayEvent::Data { id, offset, bytes, .. } => {
+                if let Some(assembly) = self.fetches.get_mut(&id) {
+                    assembly.put(offset, &bytes);
+                }
+            }
+            OverlayEvent::FetchFinished { id, cid, result } => {
+                let bytes = self.fetches.remove(&id).map(|a| a.bytes).unwrap_or_default();
+                let bytes = if result.is_ok() { bytes } else { Vec::new() };
+                if let Some(reply) = self.pending.remove(&id) {
+                    let _ = reply.send(CommandOutcome::Fetched { cid, bytes, result });
+                }
+            }
+            OverlayEvent::Published { id, .. }
+            | OverlayEvent::Pinned { id, .. }
+            | OverlayEvent::Unpinned { id, .. } => {
+                if let Some(reply) = self.pending.remove(&id) {
+                    let _ = reply.send(CommandOutcome::Overlay(Box::new(event)));
+                }
+            }
+            OverlayEvent::Stored { cid, holding } => tracing::debug!(%cid, holding = holding.name(), "content stored"),
+            OverlayEvent::Evicted { cid } => tracing::info!(%cid, "content evicted to respect the quota"),
         }
     }
 }

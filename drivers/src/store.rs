@@ -1,11 +1,15 @@
 //! Durable state in a redb database: the identity and everything the engine
 //! asks to persist ([`PersistOp`]). In amnesia mode the same interface keeps
-//! it all in memory.
+//! it all in memory. The same database file also holds the node's content
+//! ([`crate::content`]); [`Store::content_store`] hands it out.
 
+use crate::content::RedbContentStore;
+use allium_engine::overlay::{ContentStore, MemoryStore};
 use allium_engine::{CryptoSuite, Identity, PersistOp, PersistedState};
 use anyhow::Context;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// `meta` table: `identity` → 64 secret bytes.
@@ -15,8 +19,8 @@ const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 
 /// Where the node's state lives.
 pub enum Store {
-    /// A redb database file.
-    Disk(Database),
+    /// A redb database file (shared with the content store).
+    Disk(Arc<Database>),
     /// Nothing leaves memory (amnesia mode, and simulated nodes).
     Memory {
         /// What has been persisted so far.
@@ -72,7 +76,16 @@ impl Store {
         txn.open_table(META)?;
         txn.open_table(STATE)?;
         txn.commit()?;
-        Ok(Store::Disk(db))
+        Ok(Store::Disk(Arc::new(db)))
+    }
+
+    /// The engine's content store: blocks and object records in the same
+    /// redb file, or an in-memory store (amnesia mode, simulated nodes).
+    pub fn content_store(&self) -> anyhow::Result<Box<dyn ContentStore>> {
+        Ok(match self {
+            Store::Disk(db) => Box::new(RedbContentStore::new(Arc::clone(db))?),
+            Store::Memory { .. } => Box::<MemoryStore>::default(),
+        })
     }
 
     /// An in-memory store with a fresh identity (amnesia mode).

@@ -33,6 +33,8 @@ pub fn render(stats: &Stats) -> String {
         ("routing_table_peers", "contacts in the routing table", stats.peers as i64),
         ("records_held", "value records held for the network", stats.values_held as i64),
         ("providers_held", "provider records held for the network", stats.providers_held as i64),
+        ("content_objects", "objects in the local content store", stats.content_objects as i64),
+        ("content_bytes", "content bytes held, counted against overlay.store_quota_bytes", stats.content_bytes as i64),
         ("bootstrapped", "1 once the node has joined the network", i64::from(stats.bootstrapped)),
         ("uptime_seconds", "seconds since the node started", (stats.uptime_ms / 1000) as i64),
     ];
@@ -99,12 +101,15 @@ mod tests {
             peers: 3,
             values_held: 2,
             providers_held: 0,
+            content_objects: 2,
+            content_bytes: 4096,
             metrics: [("wire.rejected".to_string(), 7u64)].into_iter().collect(),
         };
         let text = render(&stats);
         assert!(text.contains("allium_wire_rejected_total 7"), "{text}");
         assert!(text.contains("allium_routing_table_peers 3"), "{text}");
         assert!(text.contains("allium_bootstrapped 1"), "{text}");
+        assert!(text.contains("allium_content_bytes 4096"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
     }
 }

@@ -27,11 +27,18 @@ pub struct NodeProcess {
     child: Option<Child>,
     bootstrap: Vec<SocketAddr>,
     amnesia: bool,
+    /// Extra `run` flags (e.g. `--set overlay.x=y`).
+    extra: Vec<String>,
 }
 
 impl NodeProcess {
     /// `allium-node init` in `dir`, then `run` with the given bootstrap peers.
     pub fn start(dir: &Path, bootstrap: &[SocketAddr]) -> Self {
+        Self::start_with(dir, bootstrap, &[])
+    }
+
+    /// Like [`NodeProcess::start`], with extra `run` flags (kept across restarts).
+    pub fn start_with(dir: &Path, bootstrap: &[SocketAddr], extra: &[&str]) -> Self {
         let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let (listen, control, metrics) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let out = Command::new(BIN)
@@ -55,6 +62,7 @@ impl NodeProcess {
             child: None,
             bootstrap: bootstrap.to_vec(),
             amnesia: false,
+            extra: extra.iter().map(ToString::to_string).collect(),
         };
         node.spawn();
         node
@@ -71,6 +79,7 @@ impl NodeProcess {
             child: None,
             bootstrap: Vec::new(),
             amnesia: true,
+            extra: Vec::new(),
         };
         node.spawn();
         node
@@ -92,6 +101,7 @@ impl NodeProcess {
             let list: Vec<String> = self.bootstrap.iter().map(ToString::to_string).collect();
             command.args(["--bootstrap", &list.join(",")]);
         }
+        command.args(&self.extra);
         command.env("ALLIUM_LOG", "debug").stdout(Stdio::null()).stderr(log);
         self.child = Some(command.spawn().unwrap());
     }
