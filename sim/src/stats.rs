@@ -148,7 +148,7 @@ impl OverlayStats {
 
     fn metrics(&self, put: &mut dyn FnMut(&str, f64)) {
         // Fetches still open at the end failed.
-        let (mut get, mut probes) = (Rate { ..self.get }, Rate { ..self.probes });
+        let (mut get, mut probes) = (self.get, self.probes);
         for (_, probe) in self.fetches.values() {
             if *probe { probes.add(false) } else { get.add(false) }
         }
