@@ -168,4 +168,7 @@ fn liveness_checker_judges_probes_of_held_objects_only() {
     // Evicted: no longer held.
     let evicted = TraceEvent::OverlayEvicted { at: 30, node: 1, cid: CID };
     assert_eq!(judge(&[up(1), up(2), stored, evicted, probe(5, 120), failed(5)]), (0, 0));
+    // A cached copy is never announced: it does not oblige the network to find it.
+    let cached = TraceEvent::OverlayStored { at: 10, node: 1, cid: CID, holding: Holding::Cached };
+    assert_eq!(judge(&[up(1), up(2), cached, probe(5, 120), failed(5)]), (0, 0));
 }

@@ -14,7 +14,7 @@
 //!   the published chunk (by the simulator's own BLAKE3 hash), and a successful fetch delivered
 //!   every chunk.
 //! * [`OverlayLiveness`] (`overlay-liveness`): availability probes in the liveness window of
-//!   objects that some live node holds complete succeed.
+//!   objects that some live node holds as a replica (pinned or replica) succeed.
 
 mod integrity;
 mod liveness;

@@ -201,15 +201,30 @@ impl Holders {
         }
     }
 
-    /// Nodes that are up and hold `cid` complete (pinned, replica or cached).
+    /// Nodes that are up and hold `cid` complete and announced (pinned or replica).
     pub fn live_holders(&self, cid: &Cid) -> usize {
-        self.by_cid.get(cid).map_or(0, |h| h.keys().filter(|n| self.up.contains(n)).count())
+        self.count_live(cid, |h| h != Holding::Cached)
+    }
+
+    /// Nodes that are up and keep `cid` complete as an unannounced cached copy.
+    pub fn live_cached(&self, cid: &Cid) -> usize {
+        self.count_live(cid, |h| h == Holding::Cached)
+    }
+
+    fn count_live(&self, cid: &Cid, counts: impl Fn(Holding) -> bool) -> usize {
+        self.by_cid.get(cid).map_or(0, |h| h.iter().filter(|(n, h)| counts(**h) && self.up.contains(n)).count())
     }
 }
 
 /// In the liveness window, every availability probe of an object that at
-/// least one live node holds complete must succeed; a probe that never
-/// finishes fails; a probe whose requester went down is not judged.
+/// least one live node holds as a replica (pinned by its publisher, or a
+/// replica) must succeed; a probe that never finishes fails; a probe whose
+/// requester went down is not judged.
+///
+/// Cached copies (kept by a node after an app fetch) are followed too but do
+/// not oblige: the overlay deliberately never announces them, so an object
+/// whose only live copies are cached is lost to the network, and is counted
+/// as such by `overlay.availability`, not as a broken invariant.
 pub struct OverlayLiveness {
     start: u64,
     end: u64,
