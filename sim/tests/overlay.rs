@@ -149,7 +149,8 @@ fn integrity_checker_catches_a_bad_chunk_and_an_incomplete_success() {
 fn liveness_checker_judges_probes_of_held_objects_only() {
     let probe = |id: u64, at: u64| TraceEvent::OverlayFetchStart { at, node: 2, id, cid: CID, probe: true };
     let failed = |id: u64| TraceEvent::OverlayFetchDone { at: 150, node: 2, id, cid: CID, result: Err("no_providers") };
-    let up = |node: u32| TraceEvent::NodeUp { at: 0, node, id: allium_engine::NodeId([node as u8; 32]), restarted: false };
+    let up =
+        |node: u32| TraceEvent::NodeUp { at: 0, node, id: allium_engine::NodeId([node as u8; 32]), restarted: false };
     let stored = TraceEvent::OverlayStored { at: 10, node: 1, cid: CID, holding: Holding::Replica };
     let down = TraceEvent::NodeDown { at: 20, node: 1, permanent: false };
     let judge = |events: &[TraceEvent<'_>]| {

@@ -283,8 +283,7 @@ impl Checker for OverlayLiveness {
     fn finish(&mut self, end: u64) -> Vec<Violation> {
         for (id, (cid, live)) in std::mem::take(&mut self.open) {
             self.checked += 1;
-            let message =
-                format!("availability probe {id} of {cid} never finished while {live} live node(s) held it");
+            let message = format!("availability probe {id} of {cid} never finished while {live} live node(s) held it");
             self.violations.push(Violation { checker: "overlay-liveness", at: end, message });
         }
         std::mem::take(&mut self.violations)

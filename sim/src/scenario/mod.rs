@@ -17,7 +17,9 @@ mod faults;
 mod overrides;
 mod swarm;
 
-pub use faults::{ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault};
+pub use faults::{
+    ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault,
+};
 pub use swarm::{SwarmBounds, SwarmMix};
 
 use allium_engine::{CryptoSuite, Params};
