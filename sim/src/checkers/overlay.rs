@@ -229,8 +229,8 @@ pub struct OverlayLiveness {
     start: u64,
     end: u64,
     holders: Holders,
-    /// Probes being judged: command id → (content ID, live holders at the start).
-    open: BTreeMap<u64, (Cid, usize)>,
+    /// Probes being judged: command id → (content ID, live replica holders, live cached copies), at the start.
+    open: BTreeMap<u64, (Cid, usize, usize)>,
     checked: u64,
     violations: Vec<Violation>,
 }
@@ -260,15 +260,15 @@ impl Checker for OverlayLiveness {
             TraceEvent::OverlayFetchStart { at, id, cid, probe: true, .. } if (self.start..self.end).contains(at) => {
                 let live = self.holders.live_holders(cid);
                 if live > 0 {
-                    self.open.insert(*id, (*cid, live));
+                    self.open.insert(*id, (*cid, live, self.holders.live_cached(cid)));
                 }
             }
             TraceEvent::OverlayFetchDone { at, node, id, cid, result } => {
-                let Some((_, live)) = self.open.remove(id) else { return };
+                let Some((_, live, cached)) = self.open.remove(id) else { return };
                 self.checked += 1;
                 if let Err(error) = result {
                     let message = format!(
-                        "availability probe {id} on node {node} of {cid} failed ({error}) while {live} live node(s) held it"
+                        "availability probe {id} on node {node} of {cid} failed ({error}) while {live} live node(s) held it as a replica ({cached} more cached)"
                     );
                     self.violations.push(Violation { checker: "overlay-liveness", at: *at, message });
                 }
@@ -281,9 +281,11 @@ impl Checker for OverlayLiveness {
     }
 
     fn finish(&mut self, end: u64) -> Vec<Violation> {
-        for (id, (cid, live)) in std::mem::take(&mut self.open) {
+        for (id, (cid, live, _)) in std::mem::take(&mut self.open) {
             self.checked += 1;
-            let message = format!("availability probe {id} of {cid} never finished while {live} live node(s) held it");
+            let message = format!(
+                "availability probe {id} of {cid} never finished while {live} live node(s) held it as a replica"
+            );
             self.violations.push(Violation { checker: "overlay-liveness", at: end, message });
         }
         std::mem::take(&mut self.violations)
