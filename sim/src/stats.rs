@@ -10,6 +10,20 @@
 //! * `dht.record.get_success_rate`: share of gets that returned a record.
 //! * `dht.routing_table.size.mean`: mean routing-table size over running nodes at the last
 //!   snapshot (taken at the end of the run).
+//! * `overlay.publish.count`, `overlay.publish.success_rate`: finished workload publications, and
+//!   the share whose provider record at least one DHT node accepted.
+//! * `overlay.get.count`, `overlay.get.success_rate`: app fetches (not probes) started in the
+//!   safety and liveness phases, and the share that succeeded; a fetch still running at the end
+//!   counts as failed, one whose requester went down is not counted.
+//! * `overlay.get.latency_ms.p50|p99`: simulated (true-time) latency of successful app fetches,
+//!   from the command to `FetchFinished`.
+//! * `overlay.availability`: share of liveness-phase availability probes (one per published
+//!   object, from a random live node) that succeeded; objects no live node holds count as
+//!   failures. `overlay.probe.count` probes were judged.
+//! * `overlay.corrupt_chunks.delivered`: chunks delivered to the application whose BLAKE3 hash
+//!   differs from the simulator's own hash of the published chunk (must be 0).
+//!   `overlay.chunks.delivered` counts every delivered chunk. The engine's counters
+//!   `overlay.corrupt_chunks.rejected` and `overlay.repair.bytes` are summed over nodes.
 //! * `net.delivered`, `net.dropped.<cause>`: from the trace; `net.sent`, `net.delayed`,
 //!   `net.duplicated` and `sim.*` counters are added by the world, and the engine's own
 //!   counters (for example `wire.rejected`, `dht.requests.sent`) are summed over all nodes.
@@ -18,7 +32,7 @@
 //! the p-th percentile is the nearest-rank value (the smallest sample with
 //! at least p% of the samples at or below it).
 
-use crate::checkers::lookup_succeeded;
+use crate::checkers::{ChunkVerdict, OverlayTruth, lookup_succeeded};
 use crate::net::DropCause;
 use crate::trace::TraceEvent;
 use allium_engine::NodeId;
@@ -36,7 +50,7 @@ pub fn percentile(sorted: &[u64], p: u64) -> u64 {
     sorted[(rank - 1) as usize]
 }
 
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Rate {
     ok: u64,
     total: u64,
@@ -86,6 +100,71 @@ pub struct Stats {
     snapshot_at: u64,
     snapshot_sum: u64,
     snapshot_nodes: u64,
+    overlay: OverlayStats,
+}
+
+/// Overlay measurements.
+#[derive(Default)]
+struct OverlayStats {
+    truth: OverlayTruth,
+    publish: Rate,
+    /// Open fetches: command id → (start, probe).
+    fetches: BTreeMap<u64, (u64, bool)>,
+    get: Rate,
+    get_latency_ns: Vec<u64>,
+    probes: Rate,
+    chunks: u64,
+    corrupt_delivered: u64,
+}
+
+impl OverlayStats {
+    fn on_event(&mut self, event: &TraceEvent<'_>) {
+        if let Some(verdict) = self.truth.on_event(event) {
+            self.chunks += 1;
+            self.corrupt_delivered += u64::from(verdict != ChunkVerdict::Genuine);
+        }
+        match event {
+            TraceEvent::OverlayPublishDone { providers_stored, .. } => self.publish.add(*providers_stored > 0),
+            TraceEvent::OverlayFetchStart { at, id, probe, .. } => {
+                self.fetches.insert(*id, (*at, *probe));
+            }
+            TraceEvent::OverlayFetchDone { at, id, result, .. } => {
+                let Some((start, probe)) = self.fetches.remove(id) else { return };
+                if probe {
+                    self.probes.add(result.is_ok());
+                } else {
+                    self.get.add(result.is_ok());
+                    if result.is_ok() {
+                        self.get_latency_ns.push(at - start);
+                    }
+                }
+            }
+            TraceEvent::Abandoned { id, .. } => {
+                self.fetches.remove(id);
+            }
+            _ => {}
+        }
+    }
+
+    fn metrics(&self, put: &mut dyn FnMut(&str, f64)) {
+        // Fetches still open at the end failed.
+        let (mut get, mut probes) = (self.get, self.probes);
+        for (_, probe) in self.fetches.values() {
+            if *probe { probes.add(false) } else { get.add(false) }
+        }
+        put("overlay.publish.count", self.publish.total as f64);
+        put("overlay.publish.success_rate", self.publish.value());
+        put("overlay.get.count", get.total as f64);
+        put("overlay.get.success_rate", get.value());
+        let mut latency = self.get_latency_ns.clone();
+        latency.sort_unstable();
+        put("overlay.get.latency_ms.p50", percentile(&latency, 50) as f64 / 1e6);
+        put("overlay.get.latency_ms.p99", percentile(&latency, 99) as f64 / 1e6);
+        put("overlay.probe.count", probes.total as f64);
+        put("overlay.availability", probes.value());
+        put("overlay.chunks.delivered", self.chunks as f64);
+        put("overlay.corrupt_chunks.delivered", self.corrupt_delivered as f64);
+    }
 }
 
 impl Stats {
@@ -120,6 +199,7 @@ impl Stats {
             snapshot_at: 0,
             snapshot_sum: 0,
             snapshot_nodes: 0,
+            overlay: OverlayStats::default(),
         }
     }
 
@@ -129,6 +209,7 @@ impl Stats {
 
     /// Consumes one trace event.
     pub fn on_event(&mut self, event: &TraceEvent<'_>) {
+        self.overlay.on_event(event);
         match event {
             TraceEvent::Deliver { bytes, .. } => {
                 self.delivered += 1;
@@ -201,7 +282,15 @@ impl Stats {
             TraceEvent::BootstrapFailed { .. } => self.count("sim.nodes.bootstrap_failed"),
             TraceEvent::Rejected { .. } => self.count("sim.datagrams.rejected"),
             TraceEvent::CommandRejected { .. } => self.count("sim.commands.rejected"),
-            TraceEvent::Phase { .. } | TraceEvent::Fault { .. } => {}
+            TraceEvent::Phase { .. }
+            | TraceEvent::Fault { .. }
+            | TraceEvent::OverlayPublishStart { .. }
+            | TraceEvent::OverlayPublishDone { .. }
+            | TraceEvent::OverlayFetchStart { .. }
+            | TraceEvent::OverlayFetchDone { .. }
+            | TraceEvent::OverlayChunk { .. }
+            | TraceEvent::OverlayStored { .. }
+            | TraceEvent::OverlayEvicted { .. } => {}
         }
     }
 
@@ -258,6 +347,7 @@ impl Stats {
         for (name, value) in &self.counts {
             put(name, *value as f64);
         }
+        self.overlay.metrics(&mut put);
         m
     }
 }

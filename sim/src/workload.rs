@@ -1,10 +1,12 @@
-//! The application workload: Poisson arrivals of lookups, puts and gets,
-//! and the choice of who issues them and what they ask for.
+//! The application workload: Poisson arrivals of lookups, puts, gets,
+//! overlay publications and fetches, and the choice of who issues them and
+//! what they ask for.
 
 use crate::live::LiveSet;
-use crate::rng::{SimRng, below, exponential_nanos};
+use crate::rng::{SimRng, below, exponential_nanos, uniform};
 use crate::scenario::WorkloadConfig;
 use allium_engine::NodeId;
+use allium_engine::overlay::Cid;
 use rand_core::Rng;
 use slotmap::Key;
 
@@ -17,6 +19,18 @@ pub enum WorkKind {
     Put,
     /// A get of a previously put key.
     Get,
+    /// A publication of a fresh content object (until `objects` were issued).
+    Publish,
+    /// An app fetch of a published object.
+    Fetch,
+}
+
+/// A freshly generated object: its bytes and the simulator's own BLAKE3 hash of each chunk.
+pub struct FreshObject {
+    /// The content.
+    pub data: Vec<u8>,
+    /// BLAKE3 of each `chunk_bytes` slice, in order.
+    pub chunks: Vec<[u8; 32]>,
 }
 
 /// How many random picks a get makes before giving up on finding a key whose publisher is live.
@@ -30,12 +44,16 @@ pub struct Workload<K: Key> {
     puts: u64,
     /// Keys whose put was accepted by at least one peer, with their publisher.
     gettable: Vec<(NodeId, K)>,
+    /// Publications issued so far.
+    objects_issued: u64,
+    /// Content IDs of published objects, in the order their publication finished.
+    published: Vec<Cid>,
 }
 
 impl<K: Key> Workload<K> {
     /// A generator for `config`.
     pub fn new(config: WorkloadConfig, run_seed: u64, rng: SimRng) -> Self {
-        Workload { rng, config, run_seed, puts: 0, gettable: Vec::new() }
+        Workload { rng, config, run_seed, puts: 0, gettable: Vec::new(), objects_issued: 0, published: Vec::new() }
     }
 
     /// The gap to the next arrival of `kind`, or `None` if its rate is zero (nanoseconds).
@@ -44,6 +62,9 @@ impl<K: Key> Workload<K> {
             WorkKind::Lookup => self.config.lookups_per_sec,
             WorkKind::Put => self.config.puts_per_sec,
             WorkKind::Get => self.config.gets_per_sec,
+            WorkKind::Publish if self.objects_issued >= self.config.objects => 0.0,
+            WorkKind::Publish => self.config.publish_per_sec,
+            WorkKind::Fetch => self.config.fetches_per_sec,
         };
         (rate > 0.0).then(|| exponential_nanos(&mut self.rng, 1.0 / rate).max(1))
     }
@@ -94,5 +115,42 @@ impl<K: Key> Workload<K> {
             }
         }
         None
+    }
+
+    /// A fresh object: a log-uniform size between `object_bytes_min` and
+    /// `object_bytes_max`, random bytes, and the hash of each `chunk_bytes`
+    /// slice. Counts as one issued publication.
+    pub fn fresh_object(&mut self, chunk_bytes: u32) -> FreshObject {
+        self.objects_issued += 1;
+        let (min, max) = (self.config.object_bytes_min, self.config.object_bytes_max);
+        let log = uniform(&mut self.rng, libm::log(min as f64), libm::log(max as f64));
+        let size = (libm::exp(log) as u64).clamp(min, max);
+        let mut data = vec![0u8; size as usize];
+        self.rng.fill_bytes(&mut data);
+        let chunks = data.chunks(chunk_bytes.max(1) as usize).map(|c| *blake3::hash(c).as_bytes()).collect();
+        FreshObject { data, chunks }
+    }
+
+    /// Publications issued so far.
+    pub fn objects_issued(&self) -> u64 {
+        self.objects_issued
+    }
+
+    /// Remembers a published object.
+    pub fn add_published(&mut self, cid: Cid) {
+        self.published.push(cid);
+    }
+
+    /// Content IDs of every published object, in the order they were published.
+    pub fn published(&self) -> &[Cid] {
+        &self.published
+    }
+
+    /// A uniformly random published object.
+    pub fn pick_published(&mut self) -> Option<Cid> {
+        if self.published.is_empty() {
+            return None;
+        }
+        Some(self.published[below(&mut self.rng, self.published.len() as u64) as usize])
     }
 }

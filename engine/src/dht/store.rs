@@ -107,7 +107,12 @@ impl RecordStore {
         limits: &StoreLimits,
     ) -> Result<(), StoreRefusal> {
         let existing = self.providers.get(&record.key);
-        let known = existing.is_some_and(|m| m.contains_key(&record.provider.id));
+        let held = existing.and_then(|m| m.get(&record.provider.id));
+        let known = held.is_some();
+        // A re-announcement carries the very record already held (signatures are
+        // deterministic and the signed fields carry no timestamp): it was verified
+        // when first stored, so a byte-identical copy only refreshes the expiry.
+        let identical = held.is_some_and(|h| h.record == record);
         if !known {
             if existing.is_some_and(|m| m.len() >= limits.max_providers_per_key) {
                 return Err(StoreRefusal::Full);
@@ -116,7 +121,7 @@ impl RecordStore {
                 return Err(StoreRefusal::Full);
             }
         }
-        if !record.verify() {
+        if !identical && !record.verify() {
             return Err(StoreRefusal::Invalid);
         }
         let expires = now + Self::ttl(record.ttl_secs, limits);
@@ -225,5 +230,29 @@ mod tests {
         assert!(store.get_value(t0, &key).is_none());
         // Once expired, another publisher may take the key.
         store.put_value(t0, ValueRecord::sign(&bob, key, b"b".to_vec(), 1, 10), &LIMITS).unwrap();
+    }
+
+    #[test]
+    fn identical_provider_records_refresh_and_altered_ones_are_still_verified() {
+        use crate::dht::PeerInfo;
+        use std::net::{Ipv4Addr, SocketAddr};
+        let alice = Identity::from_seed(&NodeSeed::derive(1, 0), CryptoSuite::Real);
+        let key = key_for_name(b"content");
+        let me = PeerInfo { id: alice.id(), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 7)) };
+        let record = ProviderRecord::sign(&alice, key, me, 50);
+        let mut store = RecordStore::default();
+        let t0 = Instant::from_secs(1);
+        store.add_provider(t0, record.clone(), &LIMITS).unwrap();
+        // The same record again (a re-announcement) refreshes the expiry.
+        let t1 = Instant::from_secs(40);
+        store.add_provider(t1, record.clone(), &LIMITS).unwrap();
+        assert_eq!(store.providers(Instant::from_secs(80), &key, 5), vec![record.clone()]);
+        // A record that differs from the held one in any field is verified again, and refused if forged.
+        let forged = ProviderRecord { ttl_secs: 90, ..record.clone() };
+        assert_eq!(store.add_provider(t1, forged, &LIMITS), Err(StoreRefusal::Invalid));
+        let mut bad_signature = record.clone();
+        bad_signature.signature[0] ^= 1;
+        assert_eq!(store.add_provider(t1, bad_signature, &LIMITS), Err(StoreRefusal::Invalid));
+        assert_eq!(store.providers(Instant::from_secs(80), &key, 5), vec![record]);
     }
 }

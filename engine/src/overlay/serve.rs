@@ -110,10 +110,19 @@ impl Overlay {
     }
 
     /// Asks the `r` nodes closest to `cid` (from a finished DHT lookup) to hold it.
+    /// A replica holder that is itself one of those `r` counts as one of them: it asks
+    /// only the others, so that replica holders re-announcing do not spread the
+    /// object to the `r + 1`-th closest node, and the next, on every period.
     pub(super) fn place_replicas(&mut self, cid: Cid, closest: &[PeerInfo], repair: bool) {
         let r = self.params.replication_factor as usize;
         let local = self.local.id;
-        let targets: Vec<Addr> = closest.iter().filter(|p| p.id != local).take(r).map(|p| p.addr).collect();
+        let key = cid.key();
+        let own = Distance::between(&local, &key);
+        let others = closest.iter().filter(|p| p.id != local);
+        let closer = others.clone().take(r).filter(|p| Distance::between(&p.id, &key) < own).count();
+        let replica = self.index.get(&cid).is_some_and(|o| o.meta.holding == Holding::Replica);
+        let slots = if replica && closer < r { r - 1 } else { r };
+        let targets: Vec<Addr> = others.take(slots).map(|p| p.addr).collect();
         for to in targets {
             let request = self.request_id();
             self.metrics.incr("overlay.replicate.sent");

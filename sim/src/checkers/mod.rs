@@ -10,15 +10,22 @@
 //!   never the requester, and only identifiers of nodes that existed.
 //! * [`RoutingBound`]: no routing-table snapshot shows a bucket above k.
 //! * [`Liveness`]: lookups started in the liveness window succeed at the required rate.
+//! * [`OverlayIntegrity`] (`overlay-integrity`): every chunk delivered to the application equals
+//!   the published chunk (by the simulator's own BLAKE3 hash), and a successful fetch delivered
+//!   every chunk.
+//! * [`OverlayLiveness`] (`overlay-liveness`): availability probes in the liveness window of
+//!   objects that some live node holds as a replica (pinned or replica) succeed.
 
 mod integrity;
 mod liveness;
 mod lookup;
+mod overlay;
 mod routing;
 
 pub use integrity::RecordIntegrity;
 pub use liveness::{Liveness, lookup_succeeded};
 pub use lookup::LookupSanity;
+pub use overlay::{ChunkVerdict, Holders, OverlayIntegrity, OverlayLiveness, OverlayTruth};
 pub use routing::RoutingBound;
 
 use crate::scenario::Scenario;
@@ -62,6 +69,8 @@ pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
             scenario.checks.liveness_min_success_rate,
             scenario.checks.liveness_min_lookups,
         )),
+        Box::new(OverlayIntegrity::default()),
+        Box::new(OverlayLiveness::new(start, end)),
     ]
 }
 

@@ -25,6 +25,19 @@ pub struct FaultsConfig {
     pub clock: ClockFault,
     /// Whether nodes still down when the liveness phase starts are restarted then. Default true.
     pub restart_at_liveness: bool,
+    /// Byzantine nodes that corrupt the content they serve (`[faults.corrupt]`); a
+    /// property of each node that lasts the whole run (it is not healed).
+    pub corrupt: CorruptFault,
+}
+
+/// Byzantine storage providers: a seeded share of the nodes (drawn from each
+/// node's own property stream when it is spawned) flips one byte of every
+/// overlay block piece they send. They do not publish workload objects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorruptFault {
+    /// Share of nodes that corrupt every overlay piece they send, a probability. Default 0.0.
+    pub fraction: f64,
 }
 
 impl Default for FaultsConfig {
@@ -37,6 +50,7 @@ impl Default for FaultsConfig {
             loss_bursts: Vec::new(),
             clock: ClockFault::default(),
             restart_at_liveness: true,
+            corrupt: CorruptFault::default(),
         }
     }
 }
@@ -195,6 +209,7 @@ impl FaultsConfig {
         for (i, b) in self.loss_bursts.iter().enumerate() {
             probability(&format!("faults.loss_bursts.{i}.loss"), b.loss)?;
         }
+        probability("faults.corrupt.fraction", self.corrupt.fraction)?;
         if self.clock.drift_ppm_max > MAX_DRIFT_PPM as u64 {
             return Err(invalid("faults.clock.drift_ppm_max", format!("must be at most {MAX_DRIFT_PPM}")));
         }

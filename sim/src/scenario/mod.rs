@@ -17,7 +17,9 @@ mod faults;
 mod overrides;
 mod swarm;
 
-pub use faults::{ChurnFault, ClockFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault};
+pub use faults::{
+    ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault,
+};
 pub use swarm::{SwarmBounds, SwarmMix};
 
 use allium_engine::{CryptoSuite, Params};
@@ -195,11 +197,35 @@ pub struct WorkloadConfig {
     pub gets_per_sec: f64,
     /// Size of each put value, in bytes. Default 64.
     pub value_bytes: u32,
+    /// Content objects published through the overlay in all (by random live honest nodes,
+    /// from the start of the safety phase at `publish_per_sec` until this many were issued);
+    /// each published object is also probed once in the liveness window
+    /// (`overlay.availability`), a count. Default 0.
+    pub objects: u64,
+    /// Object publications per second (Poisson arrivals). Default 10.0.
+    pub publish_per_sec: f64,
+    /// Smallest object; sizes are log-uniform between `object_bytes_min` and
+    /// `object_bytes_max`, in bytes. Default 1024.
+    pub object_bytes_min: u64,
+    /// Largest object, in bytes. Default 262144.
+    pub object_bytes_max: u64,
+    /// App fetches of a random already-published object by random live nodes, per second. Default 0.0.
+    pub fetches_per_sec: f64,
 }
 
 impl Default for WorkloadConfig {
     fn default() -> Self {
-        WorkloadConfig { lookups_per_sec: 2.0, puts_per_sec: 0.5, gets_per_sec: 1.0, value_bytes: 64 }
+        WorkloadConfig {
+            lookups_per_sec: 2.0,
+            puts_per_sec: 0.5,
+            gets_per_sec: 1.0,
+            value_bytes: 64,
+            objects: 0,
+            publish_per_sec: 10.0,
+            object_bytes_min: 1024,
+            object_bytes_max: 256 * 1024,
+            fetches_per_sec: 0.0,
+        }
     }
 }
 
@@ -381,15 +407,31 @@ impl Scenario {
 
     fn validate_workload(&self) -> Result<(), ScenarioError> {
         let w = &self.workload;
-        for (key, rate) in
-            [("lookups_per_sec", w.lookups_per_sec), ("puts_per_sec", w.puts_per_sec), ("gets_per_sec", w.gets_per_sec)]
-        {
+        for (key, rate) in [
+            ("lookups_per_sec", w.lookups_per_sec),
+            ("puts_per_sec", w.puts_per_sec),
+            ("gets_per_sec", w.gets_per_sec),
+            ("publish_per_sec", w.publish_per_sec),
+            ("fetches_per_sec", w.fetches_per_sec),
+        ] {
             if !(0.0..=100_000.0).contains(&rate) {
                 return Err(invalid(&format!("workload.{key}"), "must be between 0 and 100000"));
             }
         }
         if w.value_bytes as usize > self.params.dht.max_value_bytes {
             return Err(invalid("workload.value_bytes", "must be at most params.dht.max_value_bytes"));
+        }
+        if w.objects > 10_000_000 {
+            return Err(invalid("workload.objects", "must be at most 10000000"));
+        }
+        if w.objects > 0 && w.publish_per_sec <= 0.0 {
+            return Err(invalid("workload.publish_per_sec", "must be positive when workload.objects > 0"));
+        }
+        if w.object_bytes_min == 0 || w.object_bytes_max < w.object_bytes_min {
+            return Err(invalid("workload.object_bytes_min", "need 1 <= object_bytes_min <= object_bytes_max"));
+        }
+        if w.object_bytes_max > self.params.overlay.max_object_bytes {
+            return Err(invalid("workload.object_bytes_max", "must be at most params.overlay.max_object_bytes"));
         }
         Ok(())
     }

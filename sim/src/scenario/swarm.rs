@@ -153,6 +153,8 @@ impl Scenario {
         let mut faults = FaultsConfig {
             restart_at_liveness: true,
             churn: ChurnFault { per_hour: 0.0, bootstrap_peers: self.faults.churn.bootstrap_peers },
+            // Byzantine nodes are a property of the scenario, not a drawn fault: kept as written.
+            corrupt: self.faults.corrupt.clone(),
             ..FaultsConfig::default()
         };
         if on.sample(&mut rng) {

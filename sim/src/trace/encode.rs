@@ -3,8 +3,9 @@
 //! little-endian, identifiers as their 32 bytes, byte strings and lists
 //! length-prefixed. Datagrams are included in full.
 
-use super::event::{FaultEdge, Phase, QueryFigures, RecordView, TraceEvent};
+use super::event::{FaultEdge, FetchFigures, Phase, QueryFigures, RecordView, TraceEvent};
 use allium_engine::NodeId;
+use allium_engine::overlay::{Cid, Holding};
 
 struct Out<'a>(&'a mut Vec<u8>);
 
@@ -36,6 +37,16 @@ impl Out<'_> {
         self.0.extend_from_slice(b);
         self
     }
+    fn b32(&mut self, b: &[u8; 32]) -> &mut Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn cid(&mut self, cid: &Cid) -> &mut Self {
+        self.b32(&cid.0)
+    }
+    fn fetch(&mut self, f: &FetchFigures) -> &mut Self {
+        self.u64(f.size).u32(f.chunks_fetched).u64(f.bytes_received).u32(f.providers_used).u32(f.corrupt_rejected)
+    }
     fn figures(&mut self, f: &QueryFigures) -> &mut Self {
         self.u32(f.hops).u32(f.requests).u8(u8::from(f.timed_out))
     }
@@ -48,6 +59,15 @@ fn phase_code(p: Phase) -> u8 {
         Phase::Liveness => 2,
         Phase::Drain => 3,
         Phase::End => 4,
+    }
+}
+
+/// Stable code of a holding.
+pub fn holding_code(h: Holding) -> u8 {
+    match h {
+        Holding::Pinned => 0,
+        Holding::Replica => 1,
+        Holding::Cached => 2,
     }
 }
 
@@ -113,5 +133,32 @@ pub fn encode(event: &TraceEvent<'_>, buf: &mut Vec<u8>) {
         TraceEvent::Snapshot { at, node, peers, max_bucket } => {
             o.u8(18).u64(*at).u32(*node).u32(*peers).u32(*max_bucket)
         }
+        TraceEvent::OverlayPublishStart { at, node, id, size, chunks } => {
+            o.u8(19).u64(*at).u32(*node).u64(*id).u64(*size).u32(chunks.len() as u32);
+            for c in chunks.iter() {
+                o.b32(c);
+            }
+            &mut o
+        }
+        TraceEvent::OverlayPublishDone { at, node, id, cid, size, providers_stored } => {
+            o.u8(20).u64(*at).u32(*node).u64(*id).cid(cid).u64(*size).u32(*providers_stored)
+        }
+        TraceEvent::OverlayFetchStart { at, node, id, cid, probe } => {
+            o.u8(21).u64(*at).u32(*node).u64(*id).cid(cid).u8(u8::from(*probe))
+        }
+        TraceEvent::OverlayFetchDone { at, node, id, cid, result } => {
+            o.u8(22).u64(*at).u32(*node).u64(*id).cid(cid);
+            match result {
+                Ok(f) => o.u8(1).fetch(f),
+                Err(label) => o.u8(0).bytes(label.as_bytes()),
+            }
+        }
+        TraceEvent::OverlayChunk { at, node, id, cid, chunk, offset, len, hash } => {
+            o.u8(23).u64(*at).u32(*node).u64(*id).cid(cid).u32(*chunk).u64(*offset).u32(*len).b32(hash)
+        }
+        TraceEvent::OverlayStored { at, node, cid, holding } => {
+            o.u8(24).u64(*at).u32(*node).cid(cid).u8(holding_code(*holding))
+        }
+        TraceEvent::OverlayEvicted { at, node, cid } => o.u8(25).u64(*at).u32(*node).cid(cid),
     };
 }

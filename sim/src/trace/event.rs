@@ -6,6 +6,7 @@
 
 use crate::net::DropCause;
 use allium_engine::NodeId;
+use allium_engine::overlay::{Cid, Holding};
 
 /// A phase boundary of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +62,21 @@ pub struct QueryFigures {
     pub requests: u32,
     /// Whether the lookup timeout cut it short.
     pub timed_out: bool,
+}
+
+/// Figures of a successful overlay fetch, as the engine reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FetchFigures {
+    /// Object size, in bytes.
+    pub size: u64,
+    /// Chunks fetched from the network.
+    pub chunks_fetched: u32,
+    /// Block bytes received from providers.
+    pub bytes_received: u64,
+    /// Providers that delivered at least one verified block.
+    pub providers_used: u32,
+    /// Blocks the engine rejected because their hash did not match.
+    pub corrupt_rejected: u32,
 }
 
 /// A record returned by a get, as seen by the checkers.
@@ -275,6 +291,101 @@ pub enum TraceEvent<'a> {
         /// Command id.
         id: u64,
     },
+    /// The workload started publishing an object. `chunks` is the simulator's
+    /// ground truth: the BLAKE3 hash of each `overlay.chunk_bytes` slice of
+    /// the content it generated, computed without the engine.
+    OverlayPublishStart {
+        /// When.
+        at: u64,
+        /// Publisher index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// Object size, in bytes.
+        size: u64,
+        /// BLAKE3 of each chunk of the content, in order.
+        chunks: &'a [[u8; 32]],
+    },
+    /// A publication finished (`Published`).
+    OverlayPublishDone {
+        /// When.
+        at: u64,
+        /// Publisher index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The content ID the engine assigned.
+        cid: Cid,
+        /// Object size the engine reports, in bytes.
+        size: u64,
+        /// DHT nodes that accepted the provider record.
+        providers_stored: u32,
+    },
+    /// The workload started a fetch (an app fetch, or an availability probe).
+    OverlayFetchStart {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The content ID.
+        cid: Cid,
+        /// Whether this is a liveness-phase availability probe.
+        probe: bool,
+    },
+    /// A fetch finished.
+    OverlayFetchDone {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The content ID.
+        cid: Cid,
+        /// Engine figures, or the error's label.
+        result: Result<FetchFigures, &'static str>,
+    },
+    /// A verified chunk was delivered to the application (`Data`).
+    OverlayChunk {
+        /// When.
+        at: u64,
+        /// Requester index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// The content ID.
+        cid: Cid,
+        /// Chunk index.
+        chunk: u32,
+        /// Offset of the bytes in the object.
+        offset: u64,
+        /// Number of bytes delivered.
+        len: u32,
+        /// BLAKE3 of the delivered bytes, computed by the simulator.
+        hash: [u8; 32],
+    },
+    /// An object became complete in a node's store, or changed holding.
+    OverlayStored {
+        /// When.
+        at: u64,
+        /// Node index.
+        node: u32,
+        /// The content ID.
+        cid: Cid,
+        /// Why it is kept.
+        holding: Holding,
+    },
+    /// An object was evicted from a node's store.
+    OverlayEvicted {
+        /// When.
+        at: u64,
+        /// Node index.
+        node: u32,
+        /// The content ID.
+        cid: Cid,
+    },
     /// A periodic routing-table snapshot of one live node.
     Snapshot {
         /// When.
@@ -310,7 +421,14 @@ impl TraceEvent<'_> {
             | TraceEvent::Abandoned { at, .. }
             | TraceEvent::Rejected { at, .. }
             | TraceEvent::CommandRejected { at, .. }
-            | TraceEvent::Snapshot { at, .. } => *at,
+            | TraceEvent::Snapshot { at, .. }
+            | TraceEvent::OverlayPublishStart { at, .. }
+            | TraceEvent::OverlayPublishDone { at, .. }
+            | TraceEvent::OverlayFetchStart { at, .. }
+            | TraceEvent::OverlayFetchDone { at, .. }
+            | TraceEvent::OverlayChunk { at, .. }
+            | TraceEvent::OverlayStored { at, .. }
+            | TraceEvent::OverlayEvicted { at, .. } => *at,
         }
     }
 }

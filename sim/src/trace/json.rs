@@ -95,5 +95,39 @@ pub fn to_json(event: &TraceEvent<'_>) -> Value {
         TraceEvent::Snapshot { at, node, peers, max_bucket } => {
             json!({"at": at, "kind": "snapshot", "node": node, "peers": peers, "max_bucket": max_bucket})
         }
+        TraceEvent::OverlayPublishStart { at, node, id: cmd, size, chunks } => json!({
+            "at": at, "kind": "overlay_publish_start", "node": node, "id": cmd, "size": size,
+            "chunks": chunks.iter().map(|c| hex(c)).collect::<Vec<_>>()
+        }),
+        TraceEvent::OverlayPublishDone { at, node, id: cmd, cid, size, providers_stored } => json!({
+            "at": at, "kind": "overlay_publish_done", "node": node, "id": cmd, "cid": cid.to_string(),
+            "size": size, "providers_stored": providers_stored
+        }),
+        TraceEvent::OverlayFetchStart { at, node, id: cmd, cid, probe } => json!({
+            "at": at, "kind": "overlay_fetch_start", "node": node, "id": cmd, "cid": cid.to_string(), "probe": probe
+        }),
+        TraceEvent::OverlayFetchDone { at, node, id: cmd, cid, result } => {
+            let (ok, detail) = match result {
+                Ok(f) => (
+                    true,
+                    json!({"size": f.size, "chunks_fetched": f.chunks_fetched, "bytes_received": f.bytes_received,
+                        "providers_used": f.providers_used, "corrupt_rejected": f.corrupt_rejected}),
+                ),
+                Err(label) => (false, json!(label)),
+            };
+            let key = if ok { "figures" } else { "error" };
+            json!({"at": at, "kind": "overlay_fetch_done", "node": node, "id": cmd, "cid": cid.to_string(),
+                "ok": ok, key: detail})
+        }
+        TraceEvent::OverlayChunk { at, node, id: cmd, cid, chunk, offset, len, hash } => json!({
+            "at": at, "kind": "overlay_chunk", "node": node, "id": cmd, "cid": cid.to_string(), "chunk": chunk,
+            "offset": offset, "len": len, "hash": hex(hash)
+        }),
+        TraceEvent::OverlayStored { at, node, cid, holding } => json!({
+            "at": at, "kind": "overlay_stored", "node": node, "cid": cid.to_string(), "holding": holding.name()
+        }),
+        TraceEvent::OverlayEvicted { at, node, cid } => {
+            json!({"at": at, "kind": "overlay_evicted", "node": node, "cid": cid.to_string()})
+        }
     }
 }

@@ -7,8 +7,8 @@ mod encode;
 mod event;
 mod json;
 
-pub use encode::encode;
-pub use event::{FaultEdge, Phase, QueryFigures, RecordView, TraceEvent};
+pub use encode::{encode, holding_code};
+pub use event::{FaultEdge, FetchFigures, Phase, QueryFigures, RecordView, TraceEvent};
 pub use json::to_json;
 
 use crate::checkers::Checker;

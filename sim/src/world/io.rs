@@ -7,12 +7,35 @@ use super::{Ev, NodeKey, UNARMED, World};
 use crate::addr::{addr_of, index_of};
 use crate::faults::PacketRule;
 use crate::net::{DropCause, Fate};
-use crate::trace::{QueryFigures, RecordView, TraceEvent};
+use crate::trace::{FetchFigures, QueryFigures, RecordView, TraceEvent};
 use allium_engine::dht::{DhtEvent, QueryStats};
+use allium_engine::overlay::{FetchError, OverlayEvent, OverlayMessage};
+use allium_engine::wire::{self, MessageKind};
 use allium_engine::{Addr, Command, Event, Input, Instant, Output, PersistOp};
 
 fn figures(stats: &QueryStats) -> QueryFigures {
     QueryFigures { hops: stats.hops, requests: stats.requests, timed_out: stats.timed_out }
+}
+
+/// A stable label for a fetch error.
+fn error_label(error: &FetchError) -> &'static str {
+    match error {
+        FetchError::NoProviders => "no_providers",
+        FetchError::Exhausted => "exhausted",
+        FetchError::BadManifest(_) => "bad_manifest",
+        FetchError::TooLarge(_) => "too_large",
+        FetchError::BadRange => "bad_range",
+        FetchError::TimedOut => "timed_out",
+        FetchError::Store(_) => "store",
+    }
+}
+
+/// Whether a datagram is an overlay block piece (whose last byte is piece data).
+fn is_piece(bytes: &[u8]) -> bool {
+    match wire::split(bytes) {
+        Ok((MessageKind::Overlay, body)) => matches!(OverlayMessage::decode(body), Ok(OverlayMessage::Piece { .. })),
+        _ => false,
+    }
 }
 
 impl World {
@@ -96,7 +119,15 @@ impl World {
     }
 
     /// Sends a datagram through the network model and the fault rules.
-    fn transmit(&mut self, from_key: NodeKey, to: Addr, bytes: Vec<u8>) {
+    fn transmit(&mut self, from_key: NodeKey, to: Addr, mut bytes: Vec<u8>) {
+        if self.nodes[from_key].corrupt
+            && is_piece(&bytes)
+            && let Some(last) = bytes.last_mut()
+        {
+            // A Byzantine provider: the piece's data is the message's last field.
+            *last ^= 0x5a;
+            self.counters.corrupted_pieces += 1;
+        }
         self.counters.sent += 1;
         self.counters.sent_bytes += bytes.len() as u64;
         let from_index = self.nodes[from_key].index;
@@ -185,7 +216,7 @@ impl World {
                 self.recorder.record(&TraceEvent::GetDone { at, node, id, key: record_key, record: view, figures });
             }
             Event::Dht(DhtEvent::ProvideFinished { .. } | DhtEvent::ProvidersFound { .. }) => {}
-            Event::Overlay(_) => {}
+            Event::Overlay(event) => self.on_overlay_event(key, event),
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);
                 self.recorder.record(&TraceEvent::Rejected { at, node, from, reason: error.metric() });
@@ -195,6 +226,50 @@ impl World {
                     self.recorder.record(&TraceEvent::CommandRejected { at, node, id });
                 }
             }
+        }
+    }
+
+    fn on_overlay_event(&mut self, key: NodeKey, event: OverlayEvent) {
+        let at = self.now;
+        let node = self.nodes[key].index;
+        match event {
+            OverlayEvent::Published { id, cid, size, providers_stored } => {
+                if self.pending.remove(&id).is_none() {
+                    return;
+                }
+                self.workload.add_published(cid);
+                let providers_stored = providers_stored as u32;
+                self.recorder.record(&TraceEvent::OverlayPublishDone { at, node, id, cid, size, providers_stored });
+            }
+            OverlayEvent::Data { id, cid, chunk, offset, bytes } => {
+                if !self.pending.contains_key(&id) {
+                    return;
+                }
+                let hash = *blake3::hash(&bytes).as_bytes();
+                let len = bytes.len() as u32;
+                self.recorder.record(&TraceEvent::OverlayChunk { at, node, id, cid, chunk, offset, len, hash });
+            }
+            OverlayEvent::FetchFinished { id, cid, result } => {
+                if self.pending.remove(&id).is_none() {
+                    return;
+                }
+                let result = match &result {
+                    Ok(s) => Ok(FetchFigures {
+                        size: s.size,
+                        chunks_fetched: s.chunks_fetched,
+                        bytes_received: s.bytes_received,
+                        providers_used: s.providers_used,
+                        corrupt_rejected: s.corrupt_rejected,
+                    }),
+                    Err(e) => Err(error_label(e)),
+                };
+                self.recorder.record(&TraceEvent::OverlayFetchDone { at, node, id, cid, result });
+            }
+            OverlayEvent::Stored { cid, holding } => {
+                self.recorder.record(&TraceEvent::OverlayStored { at, node, cid, holding });
+            }
+            OverlayEvent::Evicted { cid } => self.recorder.record(&TraceEvent::OverlayEvicted { at, node, cid }),
+            OverlayEvent::Pinned { .. } | OverlayEvent::Unpinned { .. } => {}
         }
     }
 }

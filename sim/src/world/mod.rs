@@ -91,6 +91,8 @@ enum Ev {
     Crash(u32),
     /// A crashed node restarts.
     Restart(NodeKey),
+    /// Availability probe of the `n`-th published object.
+    Probe(u32),
 }
 
 /// Simulator-side counters of the hot path (plain fields: no map lookups per datagram).
@@ -103,10 +105,11 @@ struct Counters {
     persist_ops: u64,
     timers_armed: u64,
     timers_stale: u64,
+    corrupted_pieces: u64,
 }
 
 impl Counters {
-    fn named(self) -> [(&'static str, u64); 7] {
+    fn named(self) -> [(&'static str, u64); 8] {
         [
             ("net.sent", self.sent),
             ("net.sent_bytes", self.sent_bytes),
@@ -115,6 +118,7 @@ impl Counters {
             ("sim.persist.ops", self.persist_ops),
             ("sim.timers.armed", self.timers_armed),
             ("sim.timers.stale", self.timers_stale),
+            ("sim.corrupted_pieces", self.corrupted_pieces),
         ]
     }
 }
@@ -136,6 +140,8 @@ struct SimNode {
     persisted: Option<PersistedState>,
     /// The node's content store: its "disk", kept across a crash and restart.
     content: std::sync::Arc<std::sync::Mutex<allium_engine::overlay::MemoryStore>>,
+    /// Byzantine: corrupts every overlay piece it sends (`faults.corrupt`).
+    corrupt: bool,
 }
 
 /// The whole simulation.
@@ -163,6 +169,8 @@ pub struct World {
     keep_persisted: bool,
     commands_open: bool,
     churn_open: bool,
+    /// Number of availability probes, fixed when the first one starts.
+    probe_total: u32,
     finished: bool,
     progress: Option<Box<dyn FnMut(Progress) + Send>>,
 }
@@ -209,6 +217,7 @@ impl World {
             keep_persisted: options.keep_persisted_state || scenario.faults.can_restart(),
             commands_open: false,
             churn_open: false,
+            probe_total: 0,
             finished: false,
             progress: options.progress,
             scenario,
@@ -323,6 +332,7 @@ impl World {
             Ev::Burst { index, active } => self.toggle_burst(index, active),
             Ev::Crash(index) => self.crash_fault(index),
             Ev::Restart(key) => self.restart(key),
+            Ev::Probe(n) => self.probe(n),
         }
     }
 

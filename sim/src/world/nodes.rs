@@ -76,6 +76,8 @@ impl World {
         let drift = between(&mut props, 0, clock_cfg.drift_ppm_max * 2) as i64 - clock_cfg.drift_ppm_max as i64;
         let clock = Clock::new(offset_ns, drift);
         let sides = self.faults.sides_for(region, &mut props);
+        // Drawn last, so that it changes no earlier per-node property.
+        let corrupt = crate::rng::unit_f64(&mut props) < self.scenario.faults.corrupt.fraction;
         let content = Arc::default();
         let config = self.node_config(index, bootstrap, &content);
         let id = config.identity.id();
@@ -93,6 +95,7 @@ impl World {
             armed_at: UNARMED,
             persisted: self.keep_persisted.then(PersistedState::default),
             content,
+            corrupt,
         });
         self.by_index.push(key);
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });

@@ -6,6 +6,7 @@ use crate::trace::{FaultEdge, Phase, TraceEvent};
 use crate::workload::WorkKind;
 use allium_engine::Command;
 use allium_engine::dht::key_for_name;
+use allium_engine::overlay::{Cid, Metadata};
 
 impl World {
     /// Schedules the phase boundaries and the first snapshot.
@@ -24,6 +25,10 @@ impl World {
         }
         if interval < self.end {
             self.queue.push(interval, Ev::Snapshot);
+        }
+        if s.workload.objects > 0 {
+            let (window_start, _) = s.liveness_window();
+            self.queue.push(window_start, Ev::Probe(0));
         }
     }
 
@@ -99,7 +104,7 @@ impl World {
             self.schedule_churn();
         }
         self.commands_open = true;
-        for kind in [WorkKind::Lookup, WorkKind::Put, WorkKind::Get] {
+        for kind in [WorkKind::Lookup, WorkKind::Put, WorkKind::Get, WorkKind::Publish, WorkKind::Fetch] {
             self.schedule_arrival(kind);
         }
     }
@@ -131,6 +136,12 @@ impl World {
             WorkKind::Lookup => self.start_lookup(),
             WorkKind::Put => self.start_put(),
             WorkKind::Get => self.start_get(),
+            WorkKind::Publish => self.start_publish(),
+            WorkKind::Fetch => {
+                if let Some(cid) = self.workload.pick_published() {
+                    self.start_fetch(cid, false);
+                }
+            }
         }
         self.schedule_arrival(kind);
     }
@@ -173,5 +184,60 @@ impl World {
         self.recorder.record(&TraceEvent::GetStart { at: self.now, node, id, key: record_key });
         self.pending.insert(id, Pending { node: key });
         self.command(key, id, Command::GetValue { key: record_key });
+    }
+
+    /// Publishes a fresh object from a random live honest node (Byzantine
+    /// nodes serve corrupt content, so they do not publish).
+    fn start_publish(&mut self) {
+        const PICKS: usize = 16;
+        let mut picked = None;
+        for _ in 0..PICKS {
+            match self.workload.pick_node(&self.live) {
+                Some(key) if !self.nodes[key].corrupt => {
+                    picked = Some(key);
+                    break;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+        let Some(key) = picked else { return };
+        let object = self.workload.fresh_object(self.scenario.params.overlay.chunk_bytes);
+        let node = self.nodes[key].index;
+        let id = self.next_command_id();
+        let size = object.data.len() as u64;
+        let chunks = &object.chunks;
+        self.recorder.record(&TraceEvent::OverlayPublishStart { at: self.now, node, id, size, chunks });
+        self.pending.insert(id, Pending { node: key });
+        self.command(key, id, Command::Publish { data: object.data, metadata: Metadata::default() });
+    }
+
+    /// Fetches `cid` from a random live node: an app fetch, or an availability probe.
+    fn start_fetch(&mut self, cid: Cid, probe: bool) {
+        let Some(key) = self.workload.pick_node(&self.live) else { return };
+        let node = self.nodes[key].index;
+        let id = self.next_command_id();
+        self.recorder.record(&TraceEvent::OverlayFetchStart { at: self.now, node, id, cid, probe });
+        self.pending.insert(id, Pending { node: key });
+        self.command(key, id, Command::Fetch { cid, range: None });
+    }
+
+    /// Availability probe `n`: the `n`-th published object is fetched once;
+    /// the probes are spread evenly over the liveness window.
+    pub(super) fn probe(&mut self, n: u32) {
+        if n == 0 {
+            self.probe_total = self.workload.published().len() as u32;
+        }
+        let Some(&cid) = self.workload.published().get(n as usize) else { return };
+        if n >= self.probe_total {
+            return;
+        }
+        self.start_fetch(cid, true);
+        let (start, end) = self.scenario.liveness_window();
+        let next = n + 1;
+        if next < self.probe_total {
+            let at = start + ((end - start) as u128 * u128::from(next) / u128::from(self.probe_total)) as u64;
+            self.queue.push(at.max(self.now), Ev::Probe(next));
+        }
     }
 }
