@@ -297,8 +297,9 @@ impl Node {
             MessageKind::Dht => self.dht.handle_datagram(now, from, body),
             MessageKind::Overlay => {
                 let dht = &self.dht;
-                let closest = |key: &Key, count: usize| dht.routing_table().closest(key, count);
-                let ctx = Context { closest: &closest };
+                let local = self.identity.id();
+                let closest = |key: &Key, count: usize| dht.routing_table().closest_live(key, count, &local);
+                let ctx = Context { k: self.params.dht.k, closest: &closest };
                 self.overlay.handle_datagram(now, from, body, &ctx)
             }
         });

@@ -33,7 +33,7 @@ fetches_per_sec = 1.0
 
 [params.overlay]
 chunk_bytes = 4096
-reannounce_secs = 40
+repair_interval_secs = 40
 
 [faults]
 restart_at_liveness = false

@@ -195,7 +195,9 @@ enum Timer {
 
 /// Read-only context a handler needs from the rest of the node.
 pub struct Context<'a> {
-    /// Contacts closest to a key, from the DHT's routing table.
+    /// The DHT's k: how many closest nodes a lookup returns.
+    pub k: usize,
+    /// Live (not stale) contacts closest to a key, from the DHT's routing table.
     pub closest: &'a dyn Fn(&Key, usize) -> Vec<PeerInfo>,
 }
 

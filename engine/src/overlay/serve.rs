@@ -94,13 +94,15 @@ impl Overlay {
         if self.holding_fetch_running(&cid) {
             return ReplicateStatus::Accepted;
         }
-        // Only the nodes closest to the content hold replicas: a node that
-        // knows 2r contacts closer to the CID than itself declines.
-        let r = self.params.replication_factor as usize;
+        // Only the nodes closest to the content hold replicas. The requester
+        // picked this node from the k closest its lookup found; a node that
+        // knows k live contacts closer to the CID than itself cannot be one
+        // of those, and declines. (Not a defence against an attacker who
+        // grinds CIDs near a victim: the quota is.)
         let key = cid.key();
         let own = Distance::between(&self.local.id, &key);
-        let closer = (ctx.closest)(&key, 2 * r).iter().filter(|p| Distance::between(&p.id, &key) < own).count();
-        if closer >= 2 * r || self.index.used_bytes() >= self.params.store_quota_bytes {
+        let closer = (ctx.closest)(&key, ctx.k).iter().filter(|p| Distance::between(&p.id, &key) < own).count();
+        if closer >= ctx.k.max(1) || self.index.used_bytes() >= self.params.store_quota_bytes {
             self.metrics.incr("overlay.replicate.declined");
             return ReplicateStatus::Refused;
         }
