@@ -181,9 +181,7 @@ impl Dht {
             }
             (QueryKind::FindProviders { found }, Body::Providers { providers, closer }) => {
                 for record in providers {
-                    // Several nodes return the same records: one verified copy is enough.
-                    let seen = found.get(&record.provider.id) == Some(&record);
-                    if record.key == target && (seen || record.verify()) {
+                    if record.key == target && record.verify() {
                         query.provider_hops.get_or_insert(query.iter.hop_of(&from).unwrap_or(1));
                         found.insert(record.provider.id, record);
                     } else {

@@ -107,12 +107,7 @@ impl RecordStore {
         limits: &StoreLimits,
     ) -> Result<(), StoreRefusal> {
         let existing = self.providers.get(&record.key);
-        let held = existing.and_then(|m| m.get(&record.provider.id));
-        let known = held.is_some();
-        // A re-announcement carries the very record already held (signatures are
-        // deterministic and the signed fields carry no timestamp): it was verified
-        // when first stored, so a byte-identical copy only refreshes the expiry.
-        let identical = held.is_some_and(|h| h.record == record);
+        let known = existing.is_some_and(|m| m.contains_key(&record.provider.id));
         if !known {
             if existing.is_some_and(|m| m.len() >= limits.max_providers_per_key) {
                 return Err(StoreRefusal::Full);
@@ -121,7 +116,7 @@ impl RecordStore {
                 return Err(StoreRefusal::Full);
             }
         }
-        if !identical && !record.verify() {
+        if !record.verify() {
             return Err(StoreRefusal::Invalid);
         }
         let expires = now + Self::ttl(record.ttl_secs, limits);

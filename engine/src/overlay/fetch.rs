@@ -355,7 +355,7 @@ impl Overlay {
                 Err(e) => return self.finish(now, id, Err(FetchError::BadManifest(e))),
             }
         } else {
-            self.on_chunk(id, slot, &bytes);
+            self.on_chunk(id, slot, bytes);
         }
         self.drive(now, id);
     }
@@ -415,7 +415,7 @@ impl Overlay {
             for chunk in local {
                 let block = self.fetches[&id].manifest.as_ref().map(|m| m.chunks[chunk as usize]);
                 match block.map(|b| self.store.block(&b)) {
-                    Some(Ok(Some(bytes))) => self.deliver(id, chunk, &bytes),
+                    Some(Ok(Some(bytes))) => self.deliver(id, chunk, bytes),
                     _ => {
                         // The index said present but the store disagrees: fetch it after all.
                         self.metrics.incr("overlay.store.errors");
@@ -429,7 +429,7 @@ impl Overlay {
     }
 
     /// A verified chunk: store it, count it, deliver it.
-    fn on_chunk(&mut self, id: u64, chunk: u32, bytes: &[u8]) {
+    fn on_chunk(&mut self, id: u64, chunk: u32, bytes: Vec<u8>) {
         let Some(fetch) = self.fetches.get_mut(&id) else { return };
         fetch.chunks_fetched += 1;
         let (cid, purpose, store_chunks) = (fetch.cid, fetch.purpose, fetch.store_chunks);
@@ -438,7 +438,7 @@ impl Overlay {
             self.metrics.add("overlay.repair.bytes", bytes.len() as u64);
         }
         if store_chunks && let Some(block) = block {
-            if self.store.put_block(&block, bytes).is_ok() {
+            if self.store.put_block(&block, &bytes).is_ok() {
                 self.index.mark_present(&cid, chunk);
             } else {
                 self.metrics.incr("overlay.store.errors");
@@ -449,18 +449,20 @@ impl Overlay {
         }
     }
 
-    /// Emits the verified chunk, clipped to the fetch's range.
-    fn deliver(&mut self, id: u64, chunk: u32, bytes: &[u8]) {
+    /// Emits the verified chunk, clipped to the fetch's range (in place: a
+    /// whole chunk is handed over without a copy).
+    fn deliver(&mut self, id: u64, chunk: u32, mut bytes: Vec<u8>) {
         let Some(fetch) = self.fetches.get(&id) else { return };
         let (Purpose::App { command, range }, Some(manifest)) = (fetch.purpose, &fetch.manifest) else { return };
         let (offset, len) = manifest.chunk_span(chunk);
         let range = range.unwrap_or(ByteRange { offset: 0, len: manifest.size });
         let start = range.offset.max(offset);
         let end = (range.offset + range.len).min(offset + u64::from(len));
-        let slice = &bytes[(start - offset) as usize..(end - offset) as usize];
+        bytes.truncate((end - offset) as usize);
+        bytes.drain(..(start - offset) as usize);
         let cid = fetch.cid;
-        self.metrics.add("overlay.bytes.delivered", slice.len() as u64);
-        self.emit(OverlayEvent::Data { id: command, cid, chunk, offset: start, bytes: slice.to_vec() });
+        self.metrics.add("overlay.bytes.delivered", bytes.len() as u64);
+        self.emit(OverlayEvent::Data { id: command, cid, chunk, offset: start, bytes });
     }
 
     /// Ends a fetch and tells whoever started it.
