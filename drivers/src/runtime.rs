@@ -201,7 +201,8 @@ impl NodeRuntime {
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
             records = state.values.len(), "node starting");
         let content = store.content_store()?;
-        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content };
+        let config =
+            NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay: Default::default() };
         let node = Node::restore(Instant::ZERO, config, state);
         let (tx, rx) = mpsc::channel(256);
         let runtime = NodeRuntime {
@@ -378,6 +379,7 @@ impl NodeRuntime {
                     let _ = reply.send(CommandOutcome::Dht(Box::new(event)));
                 }
             }
+            Event::Circuit(event) => tracing::debug!(?event, "circuit event"),
             Event::Overlay(event) => self.on_overlay_event(event),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {

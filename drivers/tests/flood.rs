@@ -19,6 +19,7 @@ fn malformed(bytes: &[u8]) -> bool {
         Err(_) => true,
         Ok((MessageKind::Dht, body)) => DhtMessage::decode(body).is_err(),
         Ok((MessageKind::Overlay, body)) => allium_engine::overlay::OverlayMessage::decode(body).is_err(),
+        Ok((MessageKind::Circuit, _)) => allium_engine::circuit::cell::Cell::parse(bytes).is_err(),
     }
 }
 

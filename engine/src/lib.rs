@@ -46,6 +46,7 @@
 //!
 //! * [`dht`]: Kademlia (routing table, lookups, records, providers).
 //! * [`overlay`]: content-addressed objects (chunks, manifests, fetch, replication).
+//! * [`circuit`]: onion circuits and streams (relays, cells, handshakes, exits).
 //! * [`wire`]: datagram framing and the control-message codec.
 //! * [`crypto`]: the [`CryptoSuite`], AEAD, key agreement, KDF.
 //! * [`identity`]: Ed25519 identity and [`NodeId`].
@@ -54,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod circuit;
 pub mod crypto;
 pub mod dht;
 pub mod identity;

@@ -1,6 +1,9 @@
 //! The composed node: one identity, one datagram address, every protocol
 //! machine, behind the sans-IO contract described in the crate docs.
 
+use crate::circuit::client::StreamOp;
+use crate::circuit::descriptor::{RelayDescriptor, descriptor_name};
+use crate::circuit::{CircuitDhtRequest, CircuitEvent, CircuitHandle, Circuits, RelayConfig, StreamEnd, StreamHandle};
 use crate::dht::{Dht, DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
@@ -40,6 +43,8 @@ pub struct NodeConfig {
     /// Where content is kept ([`crate::overlay::MemoryStore`] in the simulator,
     /// a database in a real node). Survives restarts like persisted state.
     pub content: Box<dyn ContentStore>,
+    /// Whether and how the node relays circuits (region, bandwidth, exit policy).
+    pub relay: RelayConfig,
 }
 
 /// An input to [`Node::handle_input`].
@@ -119,6 +124,48 @@ pub enum Command {
         /// The content ID.
         cid: Cid,
     },
+    /// Build a circuit through `circuit.hops` relays; see [`CircuitEvent::Built`].
+    BuildCircuit {
+        /// A port the exit must allow; `None` for any last hop.
+        exit_port: Option<u16>,
+    },
+    /// Open a stream to `host:port`, resolved at the exit (never here),
+    /// on an open circuit whose exit allows it or on a new one; see
+    /// [`CircuitEvent::StreamOpened`].
+    OpenStream {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Queue bytes on a stream (client or exit side).
+    StreamSend {
+        /// The stream.
+        stream: StreamHandle,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Finish sending on a stream (half-close, after the queued bytes).
+    StreamClose {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// Abort a stream; at an exit before [`Command::ExitConnected`], this
+    /// tells the client the destination is unreachable.
+    StreamAbort {
+        /// The stream.
+        stream: StreamHandle,
+    },
+    /// Exit side: the destination of a [`CircuitEvent::ExitConnect`] is connected.
+    ExitConnected {
+        /// The exit-side stream.
+        stream: StreamHandle,
+    },
+    /// Tear down one of this node's circuits.
+    CloseCircuit {
+        /// The circuit.
+        circuit: CircuitHandle,
+    },
 }
 
 /// Something the node wants done or wants known.
@@ -144,6 +191,8 @@ pub enum Event {
     Dht(DhtEvent),
     /// A content-overlay event.
     Overlay(OverlayEvent),
+    /// A circuit, stream or relay event.
+    Circuit(CircuitEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -160,6 +209,13 @@ pub enum Event {
     },
 }
 
+/// Which machine asked for a DHT operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asker {
+    Overlay,
+    Circuits,
+}
+
 /// One Allium node. See the crate documentation for the polling contract.
 #[derive(Debug)]
 pub struct Node {
@@ -167,8 +223,9 @@ pub struct Node {
     params: Params,
     dht: Dht,
     overlay: Overlay,
-    /// Internal command id → overlay token of a DHT operation the overlay asked for.
-    internal: BTreeMap<CommandId, u64>,
+    circuits: Circuits,
+    /// Internal command id → the machine that asked for a DHT operation and its token.
+    internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
     outputs: VecDeque<Output>,
     metrics: Metrics,
@@ -182,7 +239,7 @@ impl Node {
 
     /// A node rebuilt from what it persisted before a restart.
     pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap, content } = config;
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay } = config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -194,11 +251,13 @@ impl Node {
             state,
         );
         let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
+        let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         Node {
             identity,
             params,
             dht,
             overlay,
+            circuits,
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
@@ -231,6 +290,17 @@ impl Node {
         &self.overlay
     }
 
+    /// Read access to the circuit machine (directory, circuits, streams).
+    pub fn circuits(&self) -> &Circuits {
+        &self.circuits
+    }
+
+    /// Test hooks of the circuit machine (fault injection).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn circuits_mut(&mut self) -> &mut Circuits {
+        &mut self.circuits
+    }
+
     /// Feeds one input. Afterwards drain [`Node::poll_output`] and re-read
     /// [`Node::poll_timeout`]. Never panics and never fails: bad datagrams
     /// become [`Event::Rejected`] plus a `wire.rejected.*` metric.
@@ -240,6 +310,7 @@ impl Node {
             Input::Timeout => {
                 self.dht.handle_timeout(now);
                 self.overlay.handle_timeout(now);
+                self.circuits.handle_timeout(now);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -258,8 +329,14 @@ impl Node {
                 match output {
                     Output::Event(Event::Dht(event)) => {
                         match event.command().and_then(|id| self.internal.remove(&id)) {
-                            Some(token) => self.overlay.on_dht_event(now, token, event),
-                            None => self.outputs.push_back(Output::Event(Event::Dht(event))),
+                            Some((Asker::Overlay, token)) => self.overlay.on_dht_event(now, token, event),
+                            Some((Asker::Circuits, token)) => self.circuits.on_dht_event(now, token, event),
+                            None => {
+                                if let DhtEvent::Bootstrapped { .. } = event {
+                                    self.circuits.on_bootstrapped(now);
+                                }
+                                self.outputs.push_back(Output::Event(Event::Dht(event)))
+                            }
                         }
                     }
                     other => self.outputs.push_back(other),
@@ -273,7 +350,7 @@ impl Node {
                 }
                 let id = self.next_internal;
                 self.next_internal += 1;
-                self.internal.insert(id, token);
+                self.internal.insert(id, (Asker::Overlay, token));
                 match request {
                     DhtRequest::Provide(key) => self.dht.provide(now, id, &self.identity, key),
                     DhtRequest::FindProviders(key) => self.dht.find_providers(now, id, key),
@@ -282,6 +359,31 @@ impl Node {
                 }
             }
             while let Some(output) = self.overlay.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
+            while let Some((token, request)) = self.circuits.poll_dht_request() {
+                moved = true;
+                let id = self.next_internal;
+                self.next_internal += 1;
+                self.internal.insert(id, (Asker::Circuits, token));
+                match request {
+                    CircuitDhtRequest::PublishDescriptor { version } => {
+                        let local = self.circuits.local_addr();
+                        let descriptor =
+                            RelayDescriptor::sign(&self.identity, local, self.circuits.relay_config(), version);
+                        let name = descriptor_name(&self.identity.id());
+                        if let Err(reason) = self.dht.put_value(now, id, &self.identity, &name, descriptor.encode()) {
+                            // Only a descriptor over dht.max_value_bytes gets here (a huge exit policy).
+                            self.internal.remove(&id);
+                            self.outputs.push_back(Output::Event(Event::CommandRejected { id, reason }));
+                        }
+                    }
+                    CircuitDhtRequest::GetValue(key) => self.dht.get_value(now, id, key),
+                    CircuitDhtRequest::Closest(key) => self.dht.find_node(now, id, key),
+                }
+            }
+            while let Some(output) = self.circuits.poll_output() {
                 moved = true;
                 self.outputs.push_back(output);
             }
@@ -302,6 +404,7 @@ impl Node {
                 let ctx = Context { k: self.params.dht.k, closest: &closest };
                 self.overlay.handle_datagram(now, from, body, &ctx)
             }
+            MessageKind::Circuit => self.circuits.handle_datagram(now, from, bytes),
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -358,6 +461,18 @@ impl Node {
                 self.overlay.unpin(id, cid);
                 Ok(())
             }
+            Command::BuildCircuit { exit_port } => {
+                self.circuits.build_circuit(now, id, exit_port);
+                Ok(())
+            }
+            Command::OpenStream { host, port } => self.circuits.open_stream(now, id, host, port),
+            Command::StreamSend { stream, data } => self.circuits.stream_command(now, stream, StreamOp::Send(data)),
+            Command::StreamClose { stream } => self.circuits.stream_command(now, stream, StreamOp::Close),
+            Command::StreamAbort { stream } => {
+                self.circuits.stream_command(now, stream, StreamOp::Abort(StreamEnd::Reset))
+            }
+            Command::ExitConnected { stream } => self.circuits.stream_command(now, stream, StreamOp::Connected),
+            Command::CloseCircuit { circuit } => self.circuits.close_circuit(now, circuit),
         }
     }
 
@@ -369,16 +484,14 @@ impl Node {
 
     /// The earliest instant at which the node wants [`Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.dht.poll_timeout(), self.overlay.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.dht.poll_timeout(), self.overlay.poll_timeout(), self.circuits.poll_timeout()].into_iter().flatten().min()
     }
 
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
-        for (name, value) in self.dht.metrics().iter().chain(self.overlay.metrics().iter()) {
+        let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
+        for (name, value) in machines.chain(self.circuits.metrics().iter()) {
             all.add(name, value);
         }
         all

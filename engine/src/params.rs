@@ -9,6 +9,7 @@
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
+pub use crate::circuit::CircuitParams;
 pub use crate::dht::DhtParams;
 pub use crate::overlay::OverlayParams;
 
@@ -20,6 +21,8 @@ pub struct Params {
     pub dht: DhtParams,
     /// Content-overlay parameters (`[overlay]`).
     pub overlay: OverlayParams,
+    /// Onion-circuit and stream parameters (`[circuit]`).
+    pub circuit: CircuitParams,
 }
 
 /// Why a parameter override was refused.
@@ -60,7 +63,8 @@ impl Params {
     /// Checks cross-field constraints and ranges.
     pub fn validate(&self) -> Result<(), ParamError> {
         self.dht.validate()?;
-        self.overlay.validate()
+        self.overlay.validate()?;
+        self.circuit.validate()
     }
 }
 

@@ -368,6 +368,9 @@ impl Harness {
                 Ok(())
             }
             MessageKind::Overlay => allium_engine::overlay::OverlayMessage::decode(body).map(|_| ()),
+            MessageKind::Circuit => {
+                allium_engine::circuit::cell::Cell::parse(bytes).map(|_| ()).map_err(WireError::from)
+            }
         }
     }
 
@@ -462,7 +465,7 @@ impl Harness {
                         }
                         Event::CommandRejected { id, .. } => assert!(self.commands.contains(&id)),
                         Event::Dht(event) => self.dht_event(&event),
-                        Event::Overlay(_) => {}
+                        Event::Overlay(_) | Event::Circuit(_) => {}
                     }
                 }
             }

@@ -89,6 +89,7 @@ pub fn node_config(params: Params, bootstrap: Vec<Addr>) -> NodeConfig {
         local_addr: NODE_ADDR,
         bootstrap,
         content: Box::<MemoryStore>::default(),
+        relay: Default::default(),
     }
 }
 

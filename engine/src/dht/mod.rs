@@ -641,6 +641,7 @@ mod tests {
             local_addr: ([127, 0, 0, 1], 4000).into(),
             bootstrap: Vec::new(),
             content: Box::<crate::overlay::MemoryStore>::default(),
+            relay: Default::default(),
         };
         let mut node = Node::restore(Instant::ZERO, config, state);
         let put = |name: &[u8]| Command::PutValue { name: name.to_vec(), value: b"new".to_vec() };

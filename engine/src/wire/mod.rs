@@ -34,6 +34,8 @@ pub enum MessageKind {
     Dht = 1,
     /// A content-overlay transfer or replication message.
     Overlay = 2,
+    /// An onion cell: fixed size, laid out by hand (see `circuit::cell`).
+    Circuit = 3,
 }
 
 impl MessageKind {
@@ -42,6 +44,7 @@ impl MessageKind {
         match byte {
             1 => Some(MessageKind::Dht),
             2 => Some(MessageKind::Overlay),
+            3 => Some(MessageKind::Circuit),
             _ => None,
         }
     }

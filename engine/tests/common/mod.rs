@@ -2,8 +2,10 @@
 //! A minimal in-memory network for engine tests: fixed one-way latency,
 //! no loss, virtual time that jumps to the next delivery or wake-up.
 
+use allium_engine::circuit::{CircuitEvent, RelayConfig, StreamHandle};
 use allium_engine::dht::DhtEvent;
 use allium_engine::overlay::MemoryStore;
+use allium_engine::rng::{EngineRng, unit_f64};
 use allium_engine::{
     Addr, Command, CryptoSuite, Event, Identity, Input, Instant, Node, NodeConfig, NodeSeed, Output, Params,
     PersistedState,
@@ -36,6 +38,67 @@ pub struct Net {
     /// Nodes whose overlay pieces arrive with their last byte flipped (a
     /// provider serving corrupt content).
     pub corrupt_from: BTreeSet<usize>,
+    /// Relay settings by node index (default: not a relay).
+    pub relays: BTreeMap<usize, RelayConfig>,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    loss_rng: EngineRng,
+    /// Whether the harness plays the destination servers behind exits
+    /// (see [`ExitService`]).
+    pub serve_exits: bool,
+    service: ExitService,
+    queued: std::collections::VecDeque<(usize, Command)>,
+    /// Every datagram sent, when set (for replay tests).
+    pub record_transmits: bool,
+    pub transmits: Vec<(usize, Addr, Vec<u8>)>,
+}
+
+/// Deterministic content of a download of `len` bytes.
+pub fn service_bytes(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"exit service");
+    hasher.finalize_xof().fill(&mut out);
+    out
+}
+
+/// The destination servers behind exits: a stream's client sends
+/// `GET <n>\n` and receives [`service_bytes`]`(n)`, then FIN. Hosts ending
+/// in `.unreachable` cannot be connected.
+#[derive(Default)]
+pub struct ExitService {
+    requests: BTreeMap<(usize, StreamHandle), Vec<u8>>,
+}
+
+impl ExitService {
+    fn on_event(&mut self, node: usize, event: &Event, queue: &mut std::collections::VecDeque<(usize, Command)>) {
+        let Event::Circuit(event) = event else { return };
+        match event {
+            CircuitEvent::ExitConnect { stream, host, .. } => {
+                if host.ends_with(".unreachable") {
+                    queue.push_back((node, Command::StreamAbort { stream: *stream }));
+                } else {
+                    self.requests.insert((node, *stream), Vec::new());
+                    queue.push_back((node, Command::ExitConnected { stream: *stream }));
+                }
+            }
+            CircuitEvent::StreamData { stream, data } => {
+                let Some(request) = self.requests.get_mut(&(node, *stream)) else { return };
+                request.extend_from_slice(data);
+                if let Some(end) = request.iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&request[..end]).to_string();
+                    self.requests.remove(&(node, *stream));
+                    let len: usize = line.strip_prefix("GET ").and_then(|n| n.parse().ok()).unwrap_or(0);
+                    queue.push_back((node, Command::StreamSend { stream: *stream, data: service_bytes(len) }));
+                    queue.push_back((node, Command::StreamClose { stream: *stream }));
+                }
+            }
+            CircuitEvent::StreamClosed { stream, .. } => {
+                self.requests.remove(&(node, *stream));
+            }
+            _ => {}
+        }
+    }
 }
 
 pub fn addr(index: usize) -> Addr {
@@ -76,6 +139,14 @@ impl Net {
             partition: None,
             lose_next: 0,
             corrupt_from: BTreeSet::new(),
+            relays: BTreeMap::new(),
+            loss: 0.0,
+            loss_rng: NodeSeed::derive(seed, u64::MAX).stream("harness loss"),
+            serve_exits: true,
+            service: ExitService::default(),
+            queued: std::collections::VecDeque::new(),
+            record_transmits: false,
+            transmits: Vec::new(),
         }
     }
 
@@ -88,6 +159,7 @@ impl Net {
             local_addr: addr(index),
             bootstrap,
             content: Box::new(self.stores[index].clone()),
+            relay: self.relays.get(&index).cloned().unwrap_or_default(),
         }
     }
 
@@ -144,13 +216,26 @@ impl Net {
     }
 
     fn input(&mut self, index: usize, input: Input) {
+        self.input_one(index, input);
+        while let Some((node, command)) = self.queued.pop_front() {
+            let id = self.next_command;
+            self.next_command += 1;
+            self.input_one(node, Input::Command { id, command });
+        }
+    }
+
+    fn input_one(&mut self, index: usize, input: Input) {
         let now = self.now;
         let Some(node) = self.nodes[index].as_mut() else { return };
         node.handle_input(now, input);
         while let Some(output) = node.poll_output() {
             match output {
                 Output::Transmit { .. } if self.lose_next > 0 => self.lose_next -= 1,
+                Output::Transmit { .. } if self.loss > 0.0 && unit_f64(&mut self.loss_rng) < self.loss => {}
                 Output::Transmit { to, mut bytes } => {
+                    if self.record_transmits {
+                        self.transmits.push((index, to, bytes.clone()));
+                    }
                     if self.corrupt_from.contains(&index) && is_piece(&bytes) {
                         *bytes.last_mut().expect("pieces are not empty") ^= 0x01;
                     }
@@ -161,7 +246,12 @@ impl Net {
                     }
                 }
                 Output::Persist(op) => self.persisted[index].apply(op),
-                Output::Event(event) => self.events.push((index, event)),
+                Output::Event(event) => {
+                    if self.serve_exits {
+                        self.service.on_event(index, &event, &mut self.queued);
+                    }
+                    self.events.push((index, event));
+                }
             }
         }
     }
@@ -226,5 +316,19 @@ impl Net {
     /// Identifiers of live nodes.
     pub fn live_ids(&self) -> BTreeSet<allium_engine::NodeId> {
         self.nodes.iter().flatten().map(|n| n.id()).collect()
+    }
+}
+
+impl Net {
+    /// Circuit events of node `index`, in order.
+    pub fn circuit_events(&self, index: usize) -> Vec<&CircuitEvent> {
+        self.events
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .filter_map(|(_, e)| match e {
+                Event::Circuit(c) => Some(c),
+                _ => None,
+            })
+            .collect()
     }
 }

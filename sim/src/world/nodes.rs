@@ -43,6 +43,7 @@ impl World {
             local_addr: addr_of(index),
             bootstrap,
             content: Box::new(content.clone()),
+            relay: Default::default(),
         }
     }
 
