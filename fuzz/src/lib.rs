@@ -18,6 +18,14 @@
 //!
 //! ## Modules
 //!
+//! * [`circuit_relay`]: the circuit payload decoder, and a relay driven by
+//!   a harness playing its client and next hop.
+//! * [`circuit_directory`]: relay descriptors (decoding, signing and
+//!   damaging them).
+//! * [`circuit`]: targets for onion circuits' cells, control bodies,
+//!   layered encryption and replay window.
+//! * [`circuit_channel`]: the `channel_frames` target (circuit channel
+//!   payloads into fresh and primed channels).
 //! * [`codec`]: targets for the byte-level decoders (framing, DHT messages,
 //!   persisted state).
 //! * [`model`]: fuzzer-generated descriptions of DHT messages, turned into
@@ -29,6 +37,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod circuit;
+pub mod circuit_channel;
+pub mod circuit_directory;
+pub mod circuit_relay;
 pub mod codec;
 pub mod model;
 pub mod node;
