@@ -112,6 +112,13 @@ fn a_circuit_has_three_distinct_relays_and_carries_a_download_intact() {
     let circuits = net.node(client).circuits().summaries(net.now);
     assert_eq!(circuits.len(), 1);
     assert!(circuits[0].open);
+    // Without loss or tampering no hop ever sees a sequence number twice: the
+    // EXTENDED cells of the guard and the middle and the exit's channel use
+    // disjoint numbers (each hop's start at its position on the circuit).
+    for i in 0..net.len() {
+        let rejected = net.node(i).metrics().get("circuit.replays_rejected");
+        assert_eq!(rejected, 0, "node {i} rejected a replay");
+    }
 }
 
 #[test]
@@ -146,7 +153,8 @@ fn a_flipped_bit_tears_the_circuit_down_and_no_corrupt_byte_is_delivered() {
     net.run_for(Duration::from_secs(15));
     let (circuit, path, _) = built(&net, client, id).expect("built");
     let middle = (0..RELAYS).find(|&i| net.node(i).id() == path[1].id).unwrap();
-    // The 40th cell the middle relays from now on (the download's backward cells) has a bit flipped.
+    // The 40th cell the middle relays from now on (a download cell, or one
+    // of the client's acks) has a bit flipped.
     net.nodes[middle].as_mut().unwrap().circuits_mut().corrupt_relayed_cell(40);
     let (stream, bytes, finished) = download(&mut net, client, "files.sim", 1_000_000, Duration::from_secs(30));
     assert_eq!(net.node(middle).metrics().get("circuit.test.corrupted"), 1);
@@ -162,7 +170,11 @@ fn a_flipped_bit_tears_the_circuit_down_and_no_corrupt_byte_is_delivered() {
     );
     assert!(events.iter().any(|e| matches!(e,
         CircuitEvent::StreamClosed { stream: s, reason: StreamEnd::CircuitClosed } if *s == stream)));
-    assert_eq!(net.node(client).metrics().get("circuit.integrity_failures"), 1);
+    // The altered cell was refused by the AEAD of the end it was heading for:
+    // the client (a download cell) or the exit (one of the client's acks).
+    let exit = (0..RELAYS).find(|&i| net.node(i).id() == path[2].id).unwrap();
+    let refused: u64 = [client, exit].iter().map(|&i| net.node(i).metrics().get("circuit.integrity_failures")).sum();
+    assert_eq!(refused, 1, "exactly one end refused the altered cell");
 }
 
 #[test]

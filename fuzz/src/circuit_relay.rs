@@ -183,6 +183,7 @@ pub fn run_relay_script(script: &[RelayStep]) -> allium_engine::Metrics {
                         let create = allium_engine::circuit::cell::CreateBody {
                             client_public: KxPublic([9; 32]),
                             relay_id: NodeId([7; 32]),
+                            hop: 1,
                         };
                         payload::encode_extend(&Extend { addr, create }, &mut plaintext);
                     }

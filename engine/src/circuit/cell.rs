@@ -277,25 +277,30 @@ fn write_fields(body: &mut [u8; BODY_LEN], fields: &[&[u8]]) {
     body[at..].fill(0);
 }
 
-/// The body of a CREATE cell: `[X 32][relay id 32][zeros]`.
+/// The body of a CREATE cell: `[X 32][relay id 32][hop 1][zeros]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CreateBody {
     /// The client's ephemeral key-agreement public key (X).
     pub client_public: KxPublic,
     /// The relay the client means to reach (so a relay refuses a handshake meant for another).
     pub relay_id: NodeId,
+    /// The relay's position on the circuit (0 for the guard). Its backward
+    /// sequence numbers start there, so the EXTENDED cells of successive
+    /// hops and the last hop's channel never share a `seq` in any relay's
+    /// backward replay window.
+    pub hop: u8,
 }
 
 impl CreateBody {
     /// Writes the body, zero padded, over all of `body`.
     pub fn write(&self, body: &mut [u8; BODY_LEN]) {
-        write_fields(body, &[&self.client_public.0, self.relay_id.as_bytes()]);
+        write_fields(body, &[&self.client_public.0, self.relay_id.as_bytes(), &[self.hop]]);
     }
 
     /// Reads a body; refuses non-zero padding.
     pub fn read(body: &[u8; BODY_LEN]) -> Result<Self, CellError> {
-        check_padding(body, 64)?;
-        Ok(CreateBody { client_public: KxPublic(take(body, 0)), relay_id: NodeId(take(body, 32)) })
+        check_padding(body, 65)?;
+        Ok(CreateBody { client_public: KxPublic(take(body, 0)), relay_id: NodeId(take(body, 32)), hop: body[64] })
     }
 }
 
@@ -452,12 +457,13 @@ mod tests {
     #[test]
     fn control_bodies_round_trip_and_refuse_padding() {
         let mut body = [0xFFu8; BODY_LEN];
-        let create = CreateBody { client_public: KxPublic([1; 32]), relay_id: NodeId([2; 32]) };
+        let create = CreateBody { client_public: KxPublic([1; 32]), relay_id: NodeId([2; 32]), hop: 2 };
         create.write(&mut body);
         assert_eq!(&body[..32], &[1; 32]);
         assert_eq!(&body[32..64], &[2; 32]);
+        assert_eq!(body[64], 2);
         assert_eq!(CreateBody::read(&body), Ok(create));
-        body[64] = 1;
+        body[65] = 1;
         assert_eq!(CreateBody::read(&body), Err(CellError::Padding));
 
         let created = CreatedBody { server_public: KxPublic([3; 32]), auth: [4; 32] };

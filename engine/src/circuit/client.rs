@@ -15,7 +15,7 @@ use super::{
     StreamHandle, StreamOwner, destroy, exclude_self, onion,
 };
 use crate::node::CommandId;
-use crate::params::{millis, secs};
+use crate::params::secs;
 use crate::time::Instant;
 use std::collections::BTreeMap;
 
@@ -37,12 +37,14 @@ pub(super) struct BuildRequest {
     exit_port: Option<u16>,
     exit_host: Option<String>,
     attempts: u32,
-    started: Instant,
+    pub(super) started: Instant,
     attempt: Option<CircuitHandle>,
     /// Streams to open on the circuit once built.
     waiting: Vec<PendingStream>,
     /// The failed circuit this request replaces, if it is a replacement.
     replaces: Option<CircuitHandle>,
+    /// Whether the request already had the directory refreshed because no path fit.
+    pub(super) refreshed: bool,
 }
 
 impl BuildRequest {
@@ -197,6 +199,7 @@ impl Circuits {
                 attempt: None,
                 waiting,
                 replaces: None,
+                refreshed: false,
             },
         );
         self.metrics.incr("circuit.requests");
@@ -213,9 +216,9 @@ impl Circuits {
             return;
         }
         if !self.directory_ready() {
-            let deadline = request.started.saturating_add(millis(self.params.build_timeout_max_ms));
-            self.timers.set(TimerKey::Request(key), Some(deadline));
-            self.want_directory(now);
+            if !self.await_fresher_directory(now, key) {
+                self.fail_request(now, key, BuildError::NoPath("too few relays in the directory".into()));
+            }
             return;
         }
         let exclude = exclude_self(self.local.id);
@@ -231,7 +234,9 @@ impl Circuits {
         let path = match select_path(&mut self.rng, &self.directory, &path_request) {
             Ok(path) => path,
             Err(error) => {
-                self.fail_request(now, key, BuildError::NoPath(format!("{error:?}")));
+                if !self.await_fresher_directory(now, key) {
+                    self.fail_request(now, key, BuildError::NoPath(format!("{error:?}")));
+                }
                 return;
             }
         };
@@ -416,7 +421,9 @@ impl Circuits {
         circuit.backward_windows.push(ReplayWindow::default());
         if circuit.hops.len() < circuit.path.len() {
             let next = &circuit.path[circuit.hops.len()];
-            let (handshake, create) = ClientHandshake::start(self.suite, &mut self.rng, next.node_id(), next.onion_key);
+            let (handshake, mut create) =
+                ClientHandshake::start(self.suite, &mut self.rng, next.node_id(), next.onion_key);
+            create.hop = u8::try_from(circuit.hops.len()).unwrap_or(u8::MAX);
             circuit.handshake = Some(handshake);
             let mut plaintext = [0u8; PLAINTEXT_LEN];
             payload::encode_extend(&Extend { addr: next.addr, create }, &mut plaintext);

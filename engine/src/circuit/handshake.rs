@@ -91,7 +91,7 @@ impl ClientHandshake {
         let secret = ephemeral(rng);
         let public = suite.kx_public(&secret);
         let handshake = ClientHandshake { suite, secret, public, relay_id, relay_onion };
-        (handshake, CreateBody { client_public: public, relay_id })
+        (handshake, CreateBody { client_public: public, relay_id, hop: 0 })
     }
 
     /// Completes the handshake with the relay's CREATED body: checks AUTH
@@ -280,7 +280,7 @@ mod tests {
     fn degenerate_keys_are_refused() {
         for suite in SUITES {
             let r = relay(suite, 7);
-            let create = CreateBody { client_public: KxPublic([0; 32]), relay_id: r.id };
+            let create = CreateBody { client_public: KxPublic([0; 32]), relay_id: r.id, hop: 0 };
             assert_eq!(respond(suite, &mut rng("r"), r.id, &r.secret, &create).err(), Some(HandshakeError::Degenerate));
 
             let (client, _) = ClientHandshake::start(suite, &mut rng("c"), r.id, r.public);
@@ -295,7 +295,7 @@ mod tests {
         let mut low_order = [0u8; 32];
         low_order[0] = 1;
         let r = relay(CryptoSuite::Real, 7);
-        let create = CreateBody { client_public: KxPublic(low_order), relay_id: r.id };
+        let create = CreateBody { client_public: KxPublic(low_order), relay_id: r.id, hop: 0 };
         let got = respond(CryptoSuite::Real, &mut rng("r"), r.id, &r.secret, &create);
         assert_eq!(got.err(), Some(HandshakeError::Degenerate));
     }

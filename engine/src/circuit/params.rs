@@ -43,6 +43,12 @@ pub struct CircuitParams {
     pub descriptor_republish_secs: u64,
     /// How often a client refreshes its directory, in seconds. Default 600.
     pub directory_refresh_secs: u64,
+    /// Whether the node fills its relay directory as soon as it joins the
+    /// network, as a Tor client fetches the consensus when it starts, so that
+    /// its first circuit does not wait for it. Otherwise the directory is
+    /// filled on the first circuit request. Set it on nodes that will build
+    /// circuits (a SOCKS entry). Default false.
+    pub prefetch_directory: bool,
     /// Whether path selection keeps every hop in a different region when the
     /// directory allows it. Default true.
     pub distinct_regions: bool,
@@ -106,6 +112,7 @@ impl Default for CircuitParams {
             directory_fetches_in_flight: 8,
             descriptor_republish_secs: 1800,
             directory_refresh_secs: 600,
+            prefetch_directory: false,
             distinct_regions: true,
             max_dirtiness_secs: 600,
             idle_timeout_secs: 300,

@@ -6,11 +6,11 @@
 //! 0     1     type: 1 CHANNEL, 2 EXTEND, 3 EXTENDED
 //! 1     1168  CHANNEL: the channel's frames (see channel/frame.rs)
 //!             EXTEND:  family 1 (4 or 6) | address 16 (IPv4 in the first 4) | port 2 BE
-//!                      | next relay's id 32 | client ephemeral X 32 | zeros
+//!                      | next relay's id 32 | client ephemeral X 32 | next relay's hop 1 | zeros
 //!             EXTENDED: relay ephemeral Y 32 | AUTH 32 | zeros
 //! ```
 //! EXTEND names the next relay and carries the client's half of the
-//! handshake with it; the relay copies the X and id into a CREATE. EXTENDED
+//! handshake with it; the relay copies the X, id and hop into a CREATE. EXTENDED
 //! carries the next relay's CREATED back. The padding must be zero.
 
 use super::cell::{CreateBody, CreatedBody, PLAINTEXT_LEN};
@@ -63,7 +63,7 @@ pub enum Payload<'a> {
     Extended(CreatedBody),
 }
 
-const EXTEND_LEN: usize = 1 + 16 + 2 + 32 + 32;
+const EXTEND_LEN: usize = 1 + 16 + 2 + 32 + 32 + 1;
 const EXTENDED_LEN: usize = 64;
 
 /// Reads a plaintext.
@@ -87,7 +87,7 @@ pub fn decode(plaintext: &[u8; PLAINTEXT_LEN]) -> Result<Payload<'_>, PayloadErr
             let client_public = KxPublic(array::<32>(&body[51..83]));
             Ok(Payload::Extend(Extend {
                 addr: SocketAddr::new(ip, port),
-                create: CreateBody { client_public, relay_id },
+                create: CreateBody { client_public, relay_id, hop: body[83] },
             }))
         }
         TYPE_EXTENDED => {
@@ -119,6 +119,7 @@ pub fn encode_extend(extend: &Extend, out: &mut [u8; PLAINTEXT_LEN]) {
     body[17..19].copy_from_slice(&extend.addr.port().to_be_bytes());
     body[19..51].copy_from_slice(extend.create.relay_id.as_bytes());
     body[51..83].copy_from_slice(&extend.create.client_public.0);
+    body[83] = extend.create.hop;
 }
 
 /// Writes an EXTENDED plaintext.
@@ -156,7 +157,7 @@ mod tests {
         for addr in ["10.1.2.3:9000", "[2001:db8::7]:443"] {
             let extend = Extend {
                 addr: addr.parse().unwrap(),
-                create: CreateBody { client_public: KxPublic([7; 32]), relay_id: NodeId([9; 32]) },
+                create: CreateBody { client_public: KxPublic([7; 32]), relay_id: NodeId([9; 32]), hop: 2 },
             };
             let mut buf = [0u8; PLAINTEXT_LEN];
             encode_extend(&extend, &mut buf);

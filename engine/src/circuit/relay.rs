@@ -90,7 +90,7 @@ impl Circuits {
                 next: Next::None,
                 forward_window: ReplayWindow::default(),
                 backward_window: ReplayWindow::default(),
-                own_seq: 0,
+                own_seq: u64::from(request.hop),
                 exit: None,
                 last_activity: now,
             },

@@ -12,7 +12,7 @@ use super::timers::TimerKey;
 use super::{CircuitDhtRequest, Circuits, DhtPurpose};
 use crate::dht::{PeerInfo, ValueRecord, key_for_name};
 use crate::identity::NodeId;
-use crate::params::secs;
+use crate::params::{millis, secs};
 use crate::time::Instant;
 use core::time::Duration;
 use rand_core::Rng;
@@ -82,10 +82,7 @@ impl Circuits {
             self.publish_descriptor();
         }
         if self.upkeep.directory_wanted && now >= self.upkeep.next_refresh {
-            self.upkeep.next_refresh = now.saturating_add(secs(self.params.directory_refresh_secs));
-            self.upkeep.tried.clear();
-            self.upkeep.barren_rounds = 0;
-            self.fill_directory(now);
+            self.refresh_directory(now);
         }
         self.expire_idle_circuits(now);
         self.expire_idle_relayed(now);
@@ -103,11 +100,16 @@ impl Circuits {
     }
 
     /// The DHT joined the network: publish the descriptor now rather than
-    /// at the next retry (a publication before joining reaches nobody).
+    /// at the next retry (a publication before joining reaches nobody), and
+    /// with `circuit.prefetch_directory` start filling the directory.
     pub fn on_bootstrapped(&mut self, now: Instant) {
         if self.relay_config.enabled && self.upkeep.descriptor_version == 0 {
             self.upkeep.next_publish = now;
             self.timers.set(TimerKey::Housekeeping, Some(now));
+        }
+        if self.params.prefetch_directory {
+            self.ensure_housekeeping(now);
+            self.want_directory(now);
         }
     }
 
@@ -122,6 +124,41 @@ impl Circuits {
         let hops = self.params.hops as usize;
         let enough = (self.params.directory_target as usize).min(4 * hops).max(hops);
         self.directory.len() >= enough || (self.upkeep.exhausted() && self.directory.len() >= hops)
+    }
+
+    /// Looks for relays again, including nodes already tried.
+    fn refresh_directory(&mut self, now: Instant) {
+        self.upkeep.next_refresh = now.saturating_add(secs(self.params.directory_refresh_secs));
+        self.upkeep.tried.clear();
+        self.upkeep.barren_rounds = 0;
+        self.fill_directory(now);
+    }
+
+    /// The directory is too small for request `key`, or no path in it fits.
+    /// If the directory is short of its target, the request waits for it to
+    /// fill (refreshing it once per request when the last fill ran out of
+    /// nodes to ask: relays that joined since may be the ones it needs), up
+    /// to its deadline, and this returns true; otherwise the request must fail.
+    pub(super) fn await_fresher_directory(&mut self, now: Instant, key: u64) -> bool {
+        if self.directory.len() >= self.params.directory_target as usize {
+            return false;
+        }
+        let exhausted = self.upkeep.exhausted();
+        let Some(request) = self.requests.get_mut(&key) else { return false };
+        if exhausted && request.refreshed {
+            return false;
+        }
+        let deadline = request.started.saturating_add(millis(self.params.build_timeout_max_ms));
+        self.timers.set(TimerKey::Request(key), Some(deadline));
+        if exhausted {
+            request.refreshed = true;
+            self.metrics.incr("circuit.directory.refreshes_on_demand");
+            self.upkeep.directory_wanted = true;
+            self.refresh_directory(now);
+        } else {
+            self.want_directory(now);
+        }
+        true
     }
 
     /// Starts (or continues) filling the directory.

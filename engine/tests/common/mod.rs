@@ -186,6 +186,11 @@ impl Net {
         net
     }
 
+    /// Number of nodes ever added (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn node(&self, index: usize) -> &Node {
         self.nodes[index].as_ref().expect("node is up")
     }

@@ -1,7 +1,10 @@
 //! NewReno congestion control counted in cells (RFC 9002 §7 with one cell
 //! as the unit): slow start from `initial_cwnd_cells`, halving once per
 //! recovery period on a loss, then one cell more per window of cells
-//! acknowledged; clamped to `min_cwnd_cells..=max_cwnd_cells`.
+//! acknowledged; clamped to `min_cwnd_cells..=max_cwnd_cells`. A recovery
+//! period whose every loss turns out spurious (the cells were only
+//! reordered, see `recovery.rs`) is undone: the window and threshold go back
+//! to what they were before it, as Linux TCP's undo does.
 
 use crate::time::Instant;
 
@@ -16,6 +19,12 @@ pub(crate) struct NewReno {
     acked_in_ca: u32,
     /// Cells sent at or before this instant belong to the current recovery period.
     recovery_start: Option<Instant>,
+    /// Window and threshold before the current recovery period.
+    undo: Option<(u32, u32)>,
+    /// Cells declared lost in the current recovery period.
+    period_lost: u32,
+    /// Of those, cells acknowledged after all.
+    period_spurious: u32,
 }
 
 impl NewReno {
@@ -23,7 +32,17 @@ impl NewReno {
     pub(crate) fn new(initial: u32, min: u32, max: u32) -> Self {
         let min = min.max(1);
         let max = max.max(min);
-        NewReno { cwnd: initial.clamp(min, max), ssthresh: u32::MAX, min, max, acked_in_ca: 0, recovery_start: None }
+        NewReno {
+            cwnd: initial.clamp(min, max),
+            ssthresh: u32::MAX,
+            min,
+            max,
+            acked_in_ca: 0,
+            recovery_start: None,
+            undo: None,
+            period_lost: 0,
+            period_spurious: 0,
+        }
     }
 
     /// The congestion window, in cells.
@@ -58,20 +77,43 @@ impl NewReno {
         }
     }
 
-    /// Cells were declared lost, the newest sent at `largest_lost_sent`: a
-    /// congestion event unless it belongs to the current recovery period.
-    pub(crate) fn on_loss(&mut self, now: Instant, largest_lost_sent: Instant) {
+    /// `count` cells were declared lost, the newest sent at
+    /// `largest_lost_sent`: a congestion event unless it belongs to the
+    /// current recovery period.
+    pub(crate) fn on_loss(&mut self, now: Instant, largest_lost_sent: Instant, count: u32) {
         if self.in_recovery(largest_lost_sent) {
+            self.period_lost = self.period_lost.saturating_add(count);
             return;
         }
+        self.undo = Some((self.cwnd, self.ssthresh));
+        self.period_lost = count;
+        self.period_spurious = 0;
         self.recovery_start = Some(now);
         self.cwnd = (self.cwnd / 2).clamp(self.min, self.max);
         self.ssthresh = self.cwnd;
         self.acked_in_ca = 0;
     }
 
+    /// A cell declared lost at `declared_at` was acknowledged after all. Once
+    /// every loss of the current recovery period proved spurious, the period
+    /// is undone.
+    pub(crate) fn on_spurious_loss(&mut self, declared_at: Instant) {
+        if self.recovery_start.is_none_or(|start| declared_at < start) {
+            return;
+        }
+        self.period_spurious = self.period_spurious.saturating_add(1);
+        if self.period_spurious >= self.period_lost
+            && let Some((cwnd, ssthresh)) = self.undo.take()
+        {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+            self.recovery_start = None;
+        }
+    }
+
     /// Persistent congestion (RFC 9002 §7.6): collapse to the minimum window.
     pub(crate) fn on_persistent_congestion(&mut self, now: Instant) {
+        self.undo = None;
         self.recovery_start = Some(now);
         self.cwnd = self.min;
         self.acked_in_ca = 0;
@@ -93,10 +135,10 @@ mod tests {
             cc.on_ack(t(1), true);
         }
         assert_eq!(cc.window(), 64);
-        cc.on_loss(t(10), t(5));
+        cc.on_loss(t(10), t(5), 1);
         assert_eq!(cc.window(), 32);
         // Another loss of a cell sent before recovery started: no second cut.
-        cc.on_loss(t(11), t(9));
+        cc.on_loss(t(11), t(9), 1);
         assert_eq!(cc.window(), 32);
         // Acks of cells from the recovery period do not grow the window.
         cc.on_ack(t(9), true);
@@ -107,8 +149,29 @@ mod tests {
         }
         assert_eq!(cc.window(), 33);
         // A loss of a cell sent after recovery started cuts again.
-        cc.on_loss(t(30), t(20));
+        cc.on_loss(t(30), t(20), 1);
         assert_eq!(cc.window(), 16);
+    }
+
+    #[test]
+    fn a_recovery_period_of_spurious_losses_is_undone() {
+        let mut cc = NewReno::new(32, 4, 4096);
+        for _ in 0..32 {
+            cc.on_ack(t(1), true);
+        }
+        cc.on_loss(t(10), t(5), 2);
+        assert_eq!(cc.window(), 32);
+        // A spurious loss from before the period changes nothing.
+        cc.on_spurious_loss(t(9));
+        assert_eq!(cc.window(), 32);
+        cc.on_spurious_loss(t(10));
+        assert_eq!(cc.window(), 32, "one of two losses was real so far");
+        cc.on_spurious_loss(t(12));
+        assert_eq!(cc.window(), 64, "both were reordering: undone");
+        assert!(cc.in_slow_start());
+        // A real loss that is never acknowledged stays a cut.
+        cc.on_loss(t(20), t(15), 1);
+        assert_eq!(cc.window(), 32);
     }
 
     #[test]
@@ -120,7 +183,7 @@ mod tests {
             cc.on_ack(t(1), true);
         }
         assert_eq!(cc.window(), 5);
-        cc.on_loss(t(2), t(2));
+        cc.on_loss(t(2), t(2), 1);
         assert_eq!(cc.window(), 4);
         cc.on_persistent_congestion(t(3));
         assert_eq!(cc.window(), 4);

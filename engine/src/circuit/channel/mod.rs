@@ -119,6 +119,10 @@ pub struct ChannelStats {
     pub cells_sent: u64,
     /// Cells whose frames were re-sent (declared lost, or copied into a probe).
     pub cells_retransmitted: u64,
+    /// Cells declared lost and then acknowledged after all (reordered, not lost).
+    pub cells_spurious: u64,
+    /// Current loss-detection packet threshold, in cells (3, grown by reordering).
+    pub packet_threshold: u64,
     /// Stream bytes the peer acknowledged (in order, each byte once).
     pub bytes_acked: u64,
     /// Streams not yet closed.
@@ -216,6 +220,7 @@ pub struct Channel {
     unresponsive: bool,
     cells_sent: u64,
     cells_retransmitted: u64,
+    pub(super) cells_spurious: u64,
     bytes_acked: u64,
 }
 
@@ -249,6 +254,7 @@ impl Channel {
             unresponsive: false,
             cells_sent: 0,
             cells_retransmitted: 0,
+            cells_spurious: 0,
             bytes_acked: 0,
         }
     }
@@ -399,6 +405,8 @@ impl Channel {
             cells_in_flight: self.recovery.in_flight(),
             cells_sent: self.cells_sent,
             cells_retransmitted: self.cells_retransmitted,
+            cells_spurious: self.cells_spurious,
+            packet_threshold: self.recovery.packet_threshold(),
             bytes_acked: self.bytes_acked,
             open_streams: self.streams.len() as u32,
         }

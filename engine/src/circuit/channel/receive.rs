@@ -151,6 +151,10 @@ impl Channel {
                 self.on_frame_acked(f);
             }
         }
+        for declared_at in outcome.spurious {
+            self.cells_spurious += 1;
+            self.cc.on_spurious_loss(declared_at);
+        }
         self.on_lost_cells(now, outcome.lost);
         if outcome.persistent_congestion {
             self.cc.on_persistent_congestion(now);
@@ -222,7 +226,7 @@ impl Channel {
 
     fn on_lost_cells(&mut self, now: Instant, lost: Vec<SentCell>) {
         let Some(newest) = lost.iter().map(|c| c.time).max() else { return };
-        self.cc.on_loss(now, newest);
+        self.cc.on_loss(now, newest, u32::try_from(lost.len()).unwrap_or(u32::MAX));
         for cell in lost {
             self.cells_retransmitted += 1;
             for f in &cell.frames {

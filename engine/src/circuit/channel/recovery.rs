@@ -4,6 +4,14 @@
 //! and a probe timeout (PTO) with exponential backoff clamped to
 //! `min_rto_ms..=max_rto_ms`. Only ack-eliciting cells are tracked; pure-ACK
 //! cells are neither in flight nor ever acknowledged.
+//!
+//! Reordering is learned, as RACK (RFC 8985) and QUIC stacks do: a cell
+//! declared lost is remembered for a while, and if an ACK for it arrives
+//! after all, the loss was spurious. The packet threshold then grows to the
+//! reordering distance that fooled it (up to [`MAX_PACKET_THRESHOLD`]), and
+//! the ACK outcome reports the spurious loss so that congestion control can
+//! undo its reaction. Without this, paths whose datagrams overtake each
+//! other collapse the window to its minimum.
 
 use super::frame::{AckFrame, StreamKey};
 use super::stream::Chunk;
@@ -11,8 +19,12 @@ use crate::time::Instant;
 use core::time::Duration;
 use std::collections::BTreeMap;
 
-/// Packet threshold: a cell is lost once a cell sent this many seqs later is acknowledged.
+/// Initial packet threshold: a cell is lost once a cell sent this many seqs later is acknowledged.
 const PACKET_THRESHOLD: u64 = 3;
+/// The packet threshold never grows past this many cells.
+pub(crate) const MAX_PACKET_THRESHOLD: u64 = 256;
+/// Cells declared lost that are remembered to recognise a spurious loss.
+const REMEMBERED_LOSSES: usize = 1024;
 /// Timer granularity (RFC 9002 kGranularity).
 const GRANULARITY: Duration = Duration::from_millis(1);
 
@@ -88,6 +100,8 @@ pub(crate) struct AckOutcome {
     pub(crate) lost: Vec<SentCell>,
     /// The lost cells establish persistent congestion (RFC 9002 §7.6).
     pub(crate) persistent_congestion: bool,
+    /// For each cell declared lost earlier and acknowledged now: when it was declared lost.
+    pub(crate) spurious: Vec<Instant>,
 }
 
 /// What a timeout did.
@@ -114,6 +128,10 @@ pub(crate) struct Recovery {
     max_ack_delay: Duration,
     min_rto: Duration,
     max_rto: Duration,
+    /// Current packet threshold (grows on spurious losses).
+    packet_threshold: u64,
+    /// Recently declared-lost seqs: the largest acknowledged seq then, and when.
+    declared_lost: BTreeMap<u64, (u64, Instant)>,
 }
 
 impl Recovery {
@@ -128,7 +146,14 @@ impl Recovery {
             max_ack_delay,
             min_rto,
             max_rto: max_rto.max(min_rto),
+            packet_threshold: PACKET_THRESHOLD,
+            declared_lost: BTreeMap::new(),
         }
+    }
+
+    /// The current packet threshold, in cells.
+    pub(crate) fn packet_threshold(&self) -> u64 {
+        self.packet_threshold
     }
 
     /// Ack-eliciting cells in flight.
@@ -152,8 +177,16 @@ impl Recovery {
         let mut out = AckOutcome::default();
         let largest = ack.largest();
         let mut acked_seqs = Vec::new();
+        let mut spurious = Vec::new();
         for &(lo, hi) in &ack.ranges {
             acked_seqs.extend(self.sent.range(lo..=hi).map(|(&s, _)| s));
+            spurious.extend(self.declared_lost.range(lo..=hi).map(|(&s, &(largest, at))| (s, largest, at)));
+        }
+        for (seq, largest_then, declared_at) in spurious {
+            self.declared_lost.remove(&seq);
+            let distance = largest_then.saturating_sub(seq) + 1;
+            self.packet_threshold = self.packet_threshold.max(distance).min(MAX_PACKET_THRESHOLD);
+            out.spurious.push(declared_at);
         }
         if acked_seqs.is_empty() {
             return out;
@@ -187,12 +220,18 @@ impl Recovery {
         let lost_before = now.saturating_sub(delay);
         let mut lost_seqs = Vec::new();
         for (&seq, cell) in self.sent.range(..largest) {
-            if cell.time <= lost_before || largest >= seq + PACKET_THRESHOLD {
+            if cell.time <= lost_before || largest >= seq + self.packet_threshold {
                 lost_seqs.push(seq);
             } else {
                 let at = cell.time + delay;
                 self.loss_time = Some(self.loss_time.map_or(at, |t| t.min(at)));
             }
+        }
+        for &seq in &lost_seqs {
+            self.declared_lost.insert(seq, (largest, now));
+        }
+        while self.declared_lost.len() > REMEMBERED_LOSSES {
+            self.declared_lost.pop_first();
         }
         lost_seqs.into_iter().filter_map(|s| self.sent.remove(&s).map(|c| (s, c))).collect()
     }
@@ -299,6 +338,33 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(r.in_flight(), 2);
+    }
+
+    #[test]
+    fn a_reordered_cell_is_a_spurious_loss_and_raises_the_packet_threshold() {
+        let mut r = recovery();
+        for seq in 0..20 {
+            r.on_sent(seq, cell(seq));
+        }
+        // Cell 10 arrives first: 0..=7 are declared lost by the packet threshold.
+        let out = r.on_ack(Instant::from_millis(50), &ack(vec![(10, 10)], 0));
+        assert_eq!(out.lost.len(), 8);
+        assert!(out.spurious.is_empty());
+        // Then 0..=9 arrive after all: 8 spurious losses, the furthest 10 seqs behind.
+        let out = r.on_ack(Instant::from_millis(52), &ack(vec![(0, 10)], 0));
+        assert_eq!(out.spurious.len(), 8);
+        assert_eq!(out.spurious[0], Instant::from_millis(50), "when each was declared lost");
+        assert_eq!(r.packet_threshold(), 11);
+        // The same reordering no longer fools it.
+        let out = r.on_ack(Instant::from_millis(54), &ack(vec![(0, 10), (19, 19)], 0));
+        assert!(out.lost.is_empty(), "{:?}", out.lost.len());
+        // It never grows past its cap.
+        for seq in 20..2000 {
+            r.on_sent(seq, cell(60));
+        }
+        r.on_ack(Instant::from_millis(70), &ack(vec![(1999, 1999)], 0));
+        r.on_ack(Instant::from_millis(71), &ack(vec![(11, 1999)], 0));
+        assert_eq!(r.packet_threshold(), MAX_PACKET_THRESHOLD);
     }
 
     #[test]
