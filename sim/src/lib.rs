@@ -42,6 +42,7 @@ pub mod addr;
 pub mod chaos;
 pub mod checkers;
 pub mod clock;
+pub mod destinations;
 pub mod determinism;
 pub mod expect;
 pub mod faults;

@@ -27,10 +27,14 @@
 //! * `net.delivered`, `net.dropped.<cause>`: from the trace; `net.sent`, `net.delayed`,
 //!   `net.duplicated` and `sim.*` counters are added by the world, and the engine's own
 //!   counters (for example `wire.rejected`, `dht.requests.sent`) are summed over all nodes.
+//! * `circuit.*` and `stream.*`: see [`circuit`](self::circuit) (built circuits, stream
+//!   throughput and time to first byte, corrupted bytes).
 //!
 //! Percentiles are exact: every sample is kept and sorted at the end, and
 //! the p-th percentile is the nearest-rank value (the smallest sample with
 //! at least p% of the samples at or below it).
+
+mod circuit;
 
 use crate::checkers::{ChunkVerdict, OverlayTruth, lookup_succeeded};
 use crate::net::DropCause;
@@ -101,6 +105,7 @@ pub struct Stats {
     snapshot_sum: u64,
     snapshot_nodes: u64,
     overlay: OverlayStats,
+    circuits: circuit::CircuitStats,
 }
 
 /// Overlay measurements.
@@ -200,6 +205,7 @@ impl Stats {
             snapshot_sum: 0,
             snapshot_nodes: 0,
             overlay: OverlayStats::default(),
+            circuits: circuit::CircuitStats::default(),
         }
     }
 
@@ -210,6 +216,7 @@ impl Stats {
     /// Consumes one trace event.
     pub fn on_event(&mut self, event: &TraceEvent<'_>) {
         self.overlay.on_event(event);
+        self.circuits.on_event(event);
         match event {
             TraceEvent::Deliver { bytes, .. } => {
                 self.delivered += 1;
@@ -290,7 +297,17 @@ impl Stats {
             | TraceEvent::OverlayFetchDone { .. }
             | TraceEvent::OverlayChunk { .. }
             | TraceEvent::OverlayStored { .. }
-            | TraceEvent::OverlayEvicted { .. } => {}
+            | TraceEvent::OverlayEvicted { .. }
+            | TraceEvent::CircuitBuilt { .. }
+            | TraceEvent::CircuitBuildFailed { .. }
+            | TraceEvent::CircuitClosed { .. }
+            | TraceEvent::StreamStart { .. }
+            | TraceEvent::StreamOpened { .. }
+            | TraceEvent::StreamData { .. }
+            | TraceEvent::StreamEnd { .. }
+            | TraceEvent::RelayCreated { .. }
+            | TraceEvent::RelayExtended { .. }
+            | TraceEvent::RelayExit { .. } => {}
         }
     }
 
@@ -348,6 +365,7 @@ impl Stats {
             put(name, *value as f64);
         }
         self.overlay.metrics(&mut put);
+        self.circuits.metrics(&mut put);
         m
     }
 }

@@ -23,6 +23,8 @@ pub enum WorkKind {
     Publish,
     /// An app fetch of a published object.
     Fetch,
+    /// A stream through an onion circuit to a simulated destination.
+    Stream,
 }
 
 /// A freshly generated object: its bytes and the simulator's own BLAKE3 hash of each chunk.
@@ -65,8 +67,14 @@ impl<K: Key> Workload<K> {
             WorkKind::Publish if self.objects_issued >= self.config.objects => 0.0,
             WorkKind::Publish => self.config.publish_per_sec,
             WorkKind::Fetch => self.config.fetches_per_sec,
+            WorkKind::Stream => self.config.streams_per_sec,
         };
         (rate > 0.0).then(|| exponential_nanos(&mut self.rng, 1.0 / rate).max(1))
+    }
+
+    /// The workload's random stream, for choices made elsewhere.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
     }
 
     /// A uniformly random live node.

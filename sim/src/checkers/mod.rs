@@ -15,13 +15,20 @@
 //!   every chunk.
 //! * [`OverlayLiveness`] (`overlay-liveness`): availability probes in the liveness window of
 //!   objects that some live node holds as a replica (pinned or replica) succeed.
+//! * [`CellSize`] (`cell_size`): every circuit datagram on every link is exactly one cell.
+//! * [`StreamIntegrity`] (`stream_integrity`): the bytes a stream delivers are the destination's
+//!   response, in order, and a cleanly finished stream delivered all of it.
+//! * [`RelayAnonymity`] (`relay_anonymity`): no relay observes both a stream's client and its
+//!   destination (the exit is never adjacent to the client, no relay appears twice on a circuit).
 
+mod circuits;
 mod integrity;
 mod liveness;
 mod lookup;
 mod overlay;
 mod routing;
 
+pub use circuits::{CellSize, DataVerdict, RelayAnonymity, StreamIntegrity, StreamTruth, is_circuit_datagram};
 pub use integrity::RecordIntegrity;
 pub use liveness::{Liveness, lookup_succeeded};
 pub use lookup::LookupSanity;
@@ -71,6 +78,9 @@ pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
         )),
         Box::new(OverlayIntegrity::default()),
         Box::new(OverlayLiveness::new(start, end)),
+        Box::new(CellSize::default()),
+        Box::new(StreamIntegrity::default()),
+        Box::new(RelayAnonymity::default()),
     ]
 }
 

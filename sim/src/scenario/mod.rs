@@ -15,11 +15,13 @@
 
 mod faults;
 mod overrides;
+mod relays;
 mod swarm;
 
 pub use faults::{
     ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault,
 };
+pub use relays::RelaysConfig;
 pub use swarm::{SwarmBounds, SwarmMix};
 
 use allium_engine::{CryptoSuite, Params};
@@ -80,6 +82,8 @@ pub struct Scenario {
     pub workload: WorkloadConfig,
     /// Faults of the safety phase (`[faults]`).
     pub faults: FaultsConfig,
+    /// Which nodes relay onion circuits (`[relays]`).
+    pub relays: RelaysConfig,
     /// Checker settings (`[checks]`).
     pub checks: ChecksConfig,
     /// Bounds of the fault mix drawn by `--swarm` and `chaos` (`[swarm]`).
@@ -102,6 +106,7 @@ impl Default for Scenario {
             network: NetworkConfig::default(),
             workload: WorkloadConfig::default(),
             faults: FaultsConfig::default(),
+            relays: RelaysConfig::default(),
             checks: ChecksConfig::default(),
             swarm: SwarmBounds::default(),
             params: Params::default(),
@@ -211,6 +216,21 @@ pub struct WorkloadConfig {
     pub object_bytes_max: u64,
     /// App fetches of a random already-published object by random live nodes, per second. Default 0.0.
     pub fetches_per_sec: f64,
+    /// Streams opened through onion circuits by random live clients (nodes
+    /// that do not relay, or any node if every node relays), per second; each
+    /// downloads a random-size response from a simulated destination
+    /// `svc-N.sim:80` behind an exit. Needs `relays.fraction > 0`. Default 0.0.
+    pub streams_per_sec: f64,
+    /// Smallest stream download; sizes are log-uniform between
+    /// `stream_bytes_min` and `stream_bytes_max`, in bytes. Default 16384.
+    pub stream_bytes_min: u64,
+    /// Largest stream download, in bytes. Default 262144.
+    pub stream_bytes_max: u64,
+    /// Distinct simulated destinations (`svc-0.sim` …), a count. Default 16.
+    pub destinations: u32,
+    /// Time a simulated destination takes to accept a connection, and again
+    /// to start answering a request, in milliseconds. Default 20.
+    pub destination_ms: u64,
 }
 
 impl Default for WorkloadConfig {
@@ -225,6 +245,11 @@ impl Default for WorkloadConfig {
             object_bytes_min: 1024,
             object_bytes_max: 256 * 1024,
             fetches_per_sec: 0.0,
+            streams_per_sec: 0.0,
+            stream_bytes_min: 16 * 1024,
+            stream_bytes_max: 256 * 1024,
+            destinations: 16,
+            destination_ms: 20,
         }
     }
 }
@@ -369,6 +394,7 @@ impl Scenario {
         self.validate_network()?;
         self.validate_workload()?;
         self.faults.validate(&self.network.regions)?;
+        self.relays.validate()?;
         self.swarm.validate()
     }
 
@@ -413,6 +439,7 @@ impl Scenario {
             ("gets_per_sec", w.gets_per_sec),
             ("publish_per_sec", w.publish_per_sec),
             ("fetches_per_sec", w.fetches_per_sec),
+            ("streams_per_sec", w.streams_per_sec),
         ] {
             if !(0.0..=100_000.0).contains(&rate) {
                 return Err(invalid(&format!("workload.{key}"), "must be between 0 and 100000"));
@@ -432,6 +459,18 @@ impl Scenario {
         }
         if w.object_bytes_max > self.params.overlay.max_object_bytes {
             return Err(invalid("workload.object_bytes_max", "must be at most params.overlay.max_object_bytes"));
+        }
+        if w.stream_bytes_min == 0 || w.stream_bytes_max < w.stream_bytes_min || w.stream_bytes_max > 1 << 30 {
+            return Err(invalid("workload.stream_bytes_min", "need 1 <= stream_bytes_min <= stream_bytes_max <= 2^30"));
+        }
+        if w.destinations == 0 {
+            return Err(invalid("workload.destinations", "must be at least 1"));
+        }
+        if w.destination_ms > 60_000 {
+            return Err(invalid("workload.destination_ms", "must be at most 60000"));
+        }
+        if w.streams_per_sec > 0.0 && self.relays.fraction <= 0.0 {
+            return Err(invalid("workload.streams_per_sec", "streams need relays (relays.fraction > 0)"));
         }
         Ok(())
     }

@@ -160,5 +160,37 @@ pub fn encode(event: &TraceEvent<'_>, buf: &mut Vec<u8>) {
             o.u8(24).u64(*at).u32(*node).cid(cid).u8(holding_code(*holding))
         }
         TraceEvent::OverlayEvicted { at, node, cid } => o.u8(25).u64(*at).u32(*node).cid(cid),
+        TraceEvent::CircuitBuilt { at, node, id, circuit, path, first_circ, build_ms, attempts, replacement } => {
+            o.u8(26).u64(*at).u32(*node).u64(*id).u64(*circuit).u32(path.len() as u32);
+            for hop in path {
+                o.u32(*hop);
+            }
+            o.u32(*first_circ).u64(*build_ms).u32(*attempts).u8(u8::from(*replacement))
+        }
+        TraceEvent::CircuitBuildFailed { at, node, id, attempts, reason } => {
+            o.u8(27).u64(*at).u32(*node).u64(*id).u32(*attempts).bytes(reason.as_bytes())
+        }
+        TraceEvent::CircuitClosed { at, node, circuit, reason } => {
+            o.u8(28).u64(*at).u32(*node).u64(*circuit).bytes(reason.as_bytes())
+        }
+        TraceEvent::StreamStart { at, node, id, host, port, nonce, len } => {
+            o.u8(29).u64(*at).u32(*node).u64(*id).bytes(host.as_bytes()).u32(u32::from(*port)).u64(*nonce).u64(*len)
+        }
+        TraceEvent::StreamOpened { at, node, id, circuit } => o.u8(30).u64(*at).u32(*node).u64(*id).u64(*circuit),
+        TraceEvent::StreamData { at, node, id, offset, bytes } => {
+            o.u8(31).u64(*at).u32(*node).u64(*id).u64(*offset).bytes(bytes)
+        }
+        TraceEvent::StreamEnd { at, node, id, reason, received } => {
+            o.u8(32).u64(*at).u32(*node).u64(*id).bytes(reason.as_bytes()).u64(*received)
+        }
+        TraceEvent::RelayCreated { at, node, prev, prev_circ } => {
+            o.u8(33).u64(*at).u32(*node).u32(*prev).u32(*prev_circ)
+        }
+        TraceEvent::RelayExtended { at, node, prev, prev_circ, next, next_circ } => {
+            o.u8(34).u64(*at).u32(*node).u32(*prev).u32(*prev_circ).u32(*next).u32(*next_circ)
+        }
+        TraceEvent::RelayExit { at, node, prev, prev_circ, host, port } => {
+            o.u8(35).u64(*at).u32(*node).u32(*prev).u32(*prev_circ).bytes(host.as_bytes()).u32(u32::from(*port))
+        }
     };
 }

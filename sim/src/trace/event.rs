@@ -386,6 +386,147 @@ pub enum TraceEvent<'a> {
         /// The content ID.
         cid: Cid,
     },
+    /// A client's circuit is built (`CircuitEvent::Built`).
+    CircuitBuilt {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The command that asked for it (a stream's, or the one of the circuit it replaces).
+        id: u64,
+        /// The client's handle for the circuit.
+        circuit: u64,
+        /// Relay indices, guard first, exit last.
+        path: Vec<u32>,
+        /// The circuit id on the client's link to the guard.
+        first_circ: u32,
+        /// Engine-measured build time over all attempts, in milliseconds.
+        build_ms: u64,
+        /// Paths tried.
+        attempts: u32,
+        /// Whether it replaces a circuit that failed while carrying streams.
+        replacement: bool,
+    },
+    /// A circuit request failed after every attempt (`CircuitEvent::BuildFailed`).
+    CircuitBuildFailed {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The command.
+        id: u64,
+        /// Paths tried.
+        attempts: u32,
+        /// Why (`no_path` or `exhausted`).
+        reason: &'static str,
+    },
+    /// A client's circuit ended (`CircuitEvent::Closed`).
+    CircuitClosed {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The client's handle.
+        circuit: u64,
+        /// Why (`requested`, `idle`, `destroyed`, `integrity`, `unresponsive`).
+        reason: &'static str,
+    },
+    /// The workload opened a stream: the client asks `host:port` for a
+    /// `len`-byte response whose content is [`crate::world::stream_content`]`(nonce)`.
+    StreamStart {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// Command id (names the stream in later events).
+        id: u64,
+        /// Destination host.
+        host: &'a str,
+        /// Destination port.
+        port: u16,
+        /// Names the response content.
+        nonce: u64,
+        /// Response length, in bytes.
+        len: u64,
+    },
+    /// The stream is connected end to end.
+    StreamOpened {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The stream's command id.
+        id: u64,
+        /// The circuit carrying it.
+        circuit: u64,
+    },
+    /// In-order response bytes delivered to the client application.
+    StreamData {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The stream's command id.
+        id: u64,
+        /// Offset of the bytes in the response.
+        offset: u64,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// A stream ended at the client (or could not be opened).
+    StreamEnd {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// The stream's command id.
+        id: u64,
+        /// Why (`finished`, `refused`, `unreachable`, `reset`, `timeout`, `circuit_closed`).
+        reason: &'static str,
+        /// Response bytes delivered in all.
+        received: u64,
+    },
+    /// A relay accepted a CREATE: it learned its previous hop.
+    RelayCreated {
+        /// When.
+        at: u64,
+        /// Relay index.
+        node: u32,
+        /// Previous hop's index.
+        prev: u32,
+        /// Circuit id on the previous link.
+        prev_circ: u32,
+    },
+    /// A relay extended a circuit: it learned its next hop.
+    RelayExtended {
+        /// When.
+        at: u64,
+        /// Relay index.
+        node: u32,
+        /// Previous hop's index.
+        prev: u32,
+        /// Circuit id on the previous link.
+        prev_circ: u32,
+        /// Next hop's index.
+        next: u32,
+        /// Circuit id on the next link.
+        next_circ: u32,
+    },
+    /// An exit was asked to open a stream: it learned a destination.
+    RelayExit {
+        /// When.
+        at: u64,
+        /// Exit index.
+        node: u32,
+        /// Previous hop's index.
+        prev: u32,
+        /// Circuit id on the previous link.
+        prev_circ: u32,
+        /// Destination host.
+        host: &'a str,
+        /// Destination port.
+        port: u16,
+    },
     /// A periodic routing-table snapshot of one live node.
     Snapshot {
         /// When.
@@ -428,7 +569,17 @@ impl TraceEvent<'_> {
             | TraceEvent::OverlayFetchDone { at, .. }
             | TraceEvent::OverlayChunk { at, .. }
             | TraceEvent::OverlayStored { at, .. }
-            | TraceEvent::OverlayEvicted { at, .. } => *at,
+            | TraceEvent::OverlayEvicted { at, .. }
+            | TraceEvent::CircuitBuilt { at, .. }
+            | TraceEvent::CircuitBuildFailed { at, .. }
+            | TraceEvent::CircuitClosed { at, .. }
+            | TraceEvent::StreamStart { at, .. }
+            | TraceEvent::StreamOpened { at, .. }
+            | TraceEvent::StreamData { at, .. }
+            | TraceEvent::StreamEnd { at, .. }
+            | TraceEvent::RelayCreated { at, .. }
+            | TraceEvent::RelayExtended { at, .. }
+            | TraceEvent::RelayExit { at, .. } => *at,
         }
     }
 }

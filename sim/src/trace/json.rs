@@ -129,5 +129,40 @@ pub fn to_json(event: &TraceEvent<'_>) -> Value {
         TraceEvent::OverlayEvicted { at, node, cid } => {
             json!({"at": at, "kind": "overlay_evicted", "node": node, "cid": cid.to_string()})
         }
+        TraceEvent::CircuitBuilt { at, node, id: cmd, circuit, path, first_circ, build_ms, attempts, replacement } => {
+            json!({"at": at, "kind": "circuit_built", "node": node, "id": cmd, "circuit": circuit, "path": path,
+                "first_circ": first_circ, "build_ms": build_ms, "attempts": attempts, "replacement": replacement})
+        }
+        TraceEvent::CircuitBuildFailed { at, node, id: cmd, attempts, reason } => json!({
+            "at": at, "kind": "circuit_build_failed", "node": node, "id": cmd, "attempts": attempts, "reason": reason
+        }),
+        TraceEvent::CircuitClosed { at, node, circuit, reason } => {
+            json!({"at": at, "kind": "circuit_closed", "node": node, "circuit": circuit, "reason": reason})
+        }
+        TraceEvent::StreamStart { at, node, id: cmd, host, port, nonce, len } => json!({
+            "at": at, "kind": "stream_start", "node": node, "id": cmd, "host": host, "port": port,
+            "nonce": nonce, "len": len
+        }),
+        TraceEvent::StreamOpened { at, node, id: cmd, circuit } => {
+            json!({"at": at, "kind": "stream_opened", "node": node, "id": cmd, "circuit": circuit})
+        }
+        TraceEvent::StreamData { at, node, id: cmd, offset, bytes } => json!({
+            "at": at, "kind": "stream_data", "node": node, "id": cmd, "offset": offset, "len": bytes.len(),
+            "digest": digest(bytes)
+        }),
+        TraceEvent::StreamEnd { at, node, id: cmd, reason, received } => json!({
+            "at": at, "kind": "stream_end", "node": node, "id": cmd, "reason": reason, "received": received
+        }),
+        TraceEvent::RelayCreated { at, node, prev, prev_circ } => {
+            json!({"at": at, "kind": "relay_created", "node": node, "prev": prev, "prev_circ": prev_circ})
+        }
+        TraceEvent::RelayExtended { at, node, prev, prev_circ, next, next_circ } => json!({
+            "at": at, "kind": "relay_extended", "node": node, "prev": prev, "prev_circ": prev_circ,
+            "next": next, "next_circ": next_circ
+        }),
+        TraceEvent::RelayExit { at, node, prev, prev_circ, host, port } => json!({
+            "at": at, "kind": "relay_exit", "node": node, "prev": prev, "prev_circ": prev_circ, "host": host,
+            "port": port
+        }),
     }
 }

@@ -182,7 +182,7 @@ impl World {
             (sn.index, sn.id)
         };
         match event {
-            Event::Circuit(_) => {}
+            Event::Circuit(event) => self.on_circuit_event(key, event),
             Event::Dht(DhtEvent::Bootstrapped { peers }) => {
                 self.live.insert(key, requester);
                 self.recorder.record(&TraceEvent::Joined { at, node, peers: peers as u32 });

@@ -5,7 +5,9 @@
 //! * `io.rs`: feeding inputs to nodes and applying their outputs (transmits, persists, events).
 //! * `nodes.rs`: node lifecycle (join, crash, restart, churn) and snapshots.
 //! * `phases.rs`: phase boundaries, fault scheduling and workload commands.
+//! * `circuits.rs`: relay roles, the stream workload, simulated destinations and relay churn.
 
+mod circuits;
 mod io;
 mod nodes;
 mod phases;
@@ -93,6 +95,13 @@ enum Ev {
     Restart(NodeKey),
     /// Availability probe of the `n`-th published object.
     Probe(u32),
+    /// A command answering a node's event, fed after its outputs were applied.
+    Command { node: NodeKey, command: allium_engine::Command },
+    /// A simulated destination accepts an exit's connection (`reply` is
+    /// `None`) or answers a request for `(len, nonce)`.
+    Destination { node: NodeKey, stream: allium_engine::circuit::StreamHandle, reply: Option<(u64, u64)> },
+    /// A relay replacement.
+    RelayChurn,
 }
 
 /// Simulator-side counters of the hot path (plain fields: no map lookups per datagram).
@@ -142,6 +151,8 @@ struct SimNode {
     content: std::sync::Arc<std::sync::Mutex<allium_engine::overlay::MemoryStore>>,
     /// Byzantine: corrupts every overlay piece it sends (`faults.corrupt`).
     corrupt: bool,
+    /// What it does for circuits (`[relays]`).
+    role: circuits::Role,
 }
 
 /// The whole simulation.
@@ -159,6 +170,7 @@ pub struct World {
     recorder: Recorder,
     workload: Workload<NodeKey>,
     pending: BTreeMap<u64, Pending>,
+    streams: circuits::StreamBook,
     next_command: u64,
     join_rng: SimRng,
     churn_rng: SimRng,
@@ -207,6 +219,7 @@ impl World {
             recorder,
             workload,
             pending: BTreeMap::new(),
+            streams: circuits::StreamBook::default(),
             next_command: 1,
             join_rng: stream(seed, "join"),
             churn_rng: stream(seed, "churn"),
@@ -333,6 +346,12 @@ impl World {
             Ev::Crash(index) => self.crash_fault(index),
             Ev::Restart(key) => self.restart(key),
             Ev::Probe(n) => self.probe(n),
+            Ev::Command { node, command } => {
+                let id = self.next_command_id();
+                self.command(node, id, command);
+            }
+            Ev::Destination { node, stream, reply } => self.destination(node, stream, reply),
+            Ev::RelayChurn => self.relay_churn(),
         }
     }
 

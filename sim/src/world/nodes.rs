@@ -8,6 +8,7 @@ use crate::net::Uplink;
 use crate::rng::{SimRng, below, between, exponential_nanos, stream_indexed};
 use crate::scenario::NANOS;
 use crate::trace::TraceEvent;
+use allium_engine::circuit::RelayConfig;
 use allium_engine::overlay::MemoryStore;
 use allium_engine::{Addr, Command, Identity, Node, NodeConfig, NodeSeed, PersistedState};
 use slotmap::SlotMap;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 impl World {
     /// Up to `count` distinct random live nodes' addresses, drawn from `rng`.
-    fn pick_bootstrap(
+    pub(super) fn pick_bootstrap(
         live: &LiveSet<NodeKey>,
         nodes: &SlotMap<NodeKey, SimNode>,
         count: u32,
@@ -34,7 +35,13 @@ impl World {
         picked.into_iter().map(addr_of).collect()
     }
 
-    fn node_config(&self, index: u32, bootstrap: Vec<Addr>, content: &Arc<Mutex<MemoryStore>>) -> NodeConfig {
+    fn node_config(
+        &self,
+        index: u32,
+        bootstrap: Vec<Addr>,
+        content: &Arc<Mutex<MemoryStore>>,
+        relay: RelayConfig,
+    ) -> NodeConfig {
         let seed = NodeSeed::derive(self.seed, u64::from(index));
         NodeConfig {
             identity: Identity::from_seed(&seed, self.scenario.crypto_suite),
@@ -43,7 +50,7 @@ impl World {
             local_addr: addr_of(index),
             bootstrap,
             content: Box::new(content.clone()),
-            relay: Default::default(),
+            relay,
         }
     }
 
@@ -66,6 +73,11 @@ impl World {
 
     /// Creates a fresh node with the next index, bootstrapping from `bootstrap`.
     fn spawn(&mut self, bootstrap: Vec<Addr>) -> NodeKey {
+        self.spawn_with(bootstrap, false)
+    }
+
+    /// [`World::spawn`], making the node a relay if `force_relay`.
+    pub(super) fn spawn_with(&mut self, bootstrap: Vec<Addr>, force_relay: bool) -> NodeKey {
         let index = self.by_index.len() as u32;
         // Per-node properties come from the node's own stream, in a fixed order.
         let mut props = stream_indexed(self.seed, "node", u64::from(index));
@@ -79,8 +91,10 @@ impl World {
         let sides = self.faults.sides_for(region, &mut props);
         // Drawn last, so that it changes no earlier per-node property.
         let corrupt = crate::rng::unit_f64(&mut props) < self.scenario.faults.corrupt.fraction;
+        let role = self.draw_role(&mut props, force_relay);
         let content = Arc::default();
-        let config = self.node_config(index, bootstrap, &content);
+        let relay = self.relay_config(role, region, mbps);
+        let config = self.node_config(index, bootstrap, &content, relay);
         let id = config.identity.id();
         let node = Node::new(clock.local(self.now), config);
         let key = self.nodes.insert(SimNode {
@@ -97,6 +111,7 @@ impl World {
             persisted: self.keep_persisted.then(PersistedState::default),
             content,
             corrupt,
+            role,
         });
         self.by_index.push(key);
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });
@@ -146,6 +161,7 @@ impl World {
             self.pending.remove(&id);
             self.recorder.record(&TraceEvent::Abandoned { at: self.now, node: index, id });
         }
+        self.forget_streams(key);
     }
 
     /// Restarts a crashed node from what it persisted, and bootstraps it.
@@ -159,7 +175,9 @@ impl World {
         let count = self.scenario.join.bootstrap_peers;
         let bootstrap = Self::pick_bootstrap(&self.live, &self.nodes, count, &mut self.crash_rng);
         let content = self.nodes[key].content.clone();
-        let config = self.node_config(index, bootstrap, &content);
+        let (role, region, mbps) = (self.nodes[key].role, self.nodes[key].region, self.nodes[key].uplink.mbps);
+        let relay = self.relay_config(role, region, mbps);
+        let config = self.node_config(index, bootstrap, &content, relay);
         let node = Node::restore(local, config, state);
         self.nodes[key].node = Some(Box::new(node));
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: true });

@@ -104,9 +104,12 @@ impl World {
             self.schedule_churn();
         }
         self.commands_open = true;
-        for kind in [WorkKind::Lookup, WorkKind::Put, WorkKind::Get, WorkKind::Publish, WorkKind::Fetch] {
+        for kind in
+            [WorkKind::Lookup, WorkKind::Put, WorkKind::Get, WorkKind::Publish, WorkKind::Fetch, WorkKind::Stream]
+        {
             self.schedule_arrival(kind);
         }
+        self.start_relay_churn();
     }
 
     pub(super) fn toggle_partition(&mut self, index: u32, active: bool) {
@@ -142,6 +145,7 @@ impl World {
                     self.start_fetch(cid, false);
                 }
             }
+            WorkKind::Stream => self.start_stream(),
         }
         self.schedule_arrival(kind);
     }
