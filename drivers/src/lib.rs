@@ -13,6 +13,7 @@
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
 //!   `peers`, `stats`, and content: `put`, `get`, `pin`, `unpin`, `content`).
+//! * [`socks`]: the SOCKS5 entry point's sans-IO codec.
 //!
 //! Content commands go to the engine's overlay through [`Handle::command`];
 //! a fetch is answered once, whole and verified
@@ -28,6 +29,7 @@ pub mod ctl;
 pub mod http;
 pub mod runtime;
 mod shim;
+pub mod socks;
 pub mod store;
 
 pub use runtime::{CommandOutcome, Handle, NodeRuntime, Stats};
