@@ -4,7 +4,12 @@
 //!
 //! * [`codec`]: the sans-IO message parser and encoder (RFC 1928, CONNECT
 //!   only, no authentication).
+//! * `listener` (not under madsim): the TCP listener that runs the
+//!   handshake for each connection, asks the node for a stream and pumps
+//!   bytes both ways.
 
 pub mod codec;
+#[cfg(not(madsim))]
+pub mod listener;
 
 pub use codec::{Reply, SocksError};
