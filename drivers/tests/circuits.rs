@@ -100,7 +100,7 @@ fn start_network(corrupt: Option<u64>) -> Network {
             // The exit is not a guard: a client keeps its guard, and a guard that is
             // the only exit would leave no path (guard, middle and exit must differ).
             let exit = if i == 2 {
-                "flags = [\"stable\"]\nexit_policy = [\"reject 127.0.0.1:9\", \"accept 127.0.0.1:*\"]\n"
+                "flags = [\"stable\"]\nexit_policy = [\"reject 127.0.0.1:9\", \"accept 127.0.0.1:*\", \"accept localhost:*\"]\n"
             } else {
                 ""
             };
@@ -175,9 +175,46 @@ fn a_download_through_three_relays_is_byte_identical_and_a_refused_port_gets_rep
 
     // The exit refuses 127.0.0.1:9: curl reports SOCKS reply 2 ("not allowed by ruleset").
     let (code, stderr) = curl_via(net.socks, &format!("http://127.0.0.1:{REFUSED_PORT}/"), &out);
+    eprintln!("refused by policy: curl exit {code}: {}", stderr.trim());
     assert_eq!(code, 97, "curl should fail the SOCKS handshake: {stderr}");
     assert!(stderr.contains("(2)") || stderr.to_lowercase().contains("ruleset"), "reply 2 expected: {stderr}");
-    assert_eq!(net.client.stats()["metrics"]["driver.socks.failures"].as_u64(), Some(1));
+
+    // The name `localhost` is allowed, but at the exit it resolves to 127.0.0.1 (port 9
+    // refused) or ::1 (not allowed): the exit does not connect, the client gets reply 4.
+    let (code, stderr) = curl_via(net.socks, &format!("http://localhost:{REFUSED_PORT}/"), &out);
+    eprintln!("refused on the resolved address: curl exit {code}: {}", stderr.trim());
+    assert_eq!(code, 97, "curl should fail the SOCKS handshake: {stderr}");
+    assert!(stderr.contains("(4)") || stderr.to_lowercase().contains("unreachable"), "reply 4 expected: {stderr}");
+    // …while the same name on an allowed port works.
+    let (code, stderr) = curl_via(net.socks, &format!("http://localhost:{}/file", http.port()), &out);
+    assert_eq!(code, 0, "localhost resolves to 127.0.0.1 at the exit: {stderr}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), FILE_BYTES as u64);
+    assert_eq!(net.client.stats()["metrics"]["driver.socks.failures"].as_u64(), Some(2));
+
+    // Handshakes the listener refuses, byte for byte.
+    assert_eq!(socks_exchange(net.socks, &[5, 1, 2], &[]), vec![5, 0xFF], "no acceptable method");
+    let bind = [5, 2, 0, 1, 127, 0, 0, 1, 0, 80];
+    assert_eq!(socks_exchange(net.socks, &[5, 1, 0], &bind)[..4], [5, 0, 5, 7], "BIND: command not supported");
+    let bad_atyp = [5, 1, 0, 9, 0, 0];
+    assert_eq!(socks_exchange(net.socks, &[5, 1, 0], &bad_atyp)[..4], [5, 0, 5, 8], "address type not supported");
+}
+
+/// Sends a greeting, then (if not empty) a request, and returns everything the listener answers before closing.
+fn socks_exchange(socks: SocketAddr, greeting: &[u8], request: &[u8]) -> Vec<u8> {
+    let mut tcp = std::net::TcpStream::connect(socks).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(greeting).unwrap();
+    if !request.is_empty() {
+        let mut choice = [0u8; 2];
+        tcp.read_exact(&mut choice).unwrap();
+        let mut answer = choice.to_vec();
+        tcp.write_all(request).unwrap();
+        let _ = tcp.read_to_end(&mut answer);
+        return answer;
+    }
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    answer
 }
 
 #[test]
