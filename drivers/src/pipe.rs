@@ -7,6 +7,9 @@
 //! aborts the stream); from TCP it holds a read gate the connection task
 //! waits on before every read, closed while the stream's send buffer is at
 //! `circuit.stream_send_buffer_bytes` and opened again on `StreamWritable`.
+//! The task also stops reading while [`MAX_INPUT_IN_FLIGHT`] bytes it read
+//! are still on their way to the loop, so it never reads far ahead of what
+//! the loop has seen.
 
 use crate::runtime::Request;
 use allium_engine::circuit::{StreamEnd, StreamHandle};
@@ -19,6 +22,10 @@ use tokio::sync::{mpsc, watch};
 /// delivers in-order bytes as they arrive and has no "stop delivering"
 /// control, so the driver bounds what it holds instead.
 pub const MAX_UNWRITTEN_BYTES: usize = 8 << 20;
+
+/// Bytes read from TCP and not yet handled by the node loop, per stream,
+/// above which the connection task waits before reading more: 64 KiB.
+pub const MAX_INPUT_IN_FLIGHT: usize = 64 * 1024;
 
 /// What the node loop tells a connection task.
 #[derive(Debug)]
@@ -48,6 +55,7 @@ pub struct RuntimeEnd {
     to_tcp: mpsc::UnboundedSender<ToTcp>,
     read_gate: watch::Sender<bool>,
     unwritten: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// Bytes could not be queued: the connection is gone or too far behind.
@@ -75,6 +83,13 @@ impl RuntimeEnd {
     pub fn set_readable(&self, readable: bool) {
         self.read_gate.send_replace(readable);
     }
+
+    /// The loop handled `len` bytes the task read; `full` closes the read
+    /// gate (only `set_readable(true)` opens it). Wakes the task either way.
+    pub fn input_handled(&self, len: usize, full: bool) {
+        self.in_flight.fetch_sub(len.min(self.in_flight.load(Ordering::Acquire)), Ordering::AcqRel);
+        self.read_gate.send_modify(|open| *open &= !full);
+    }
 }
 
 /// The connection task's end of a pipe.
@@ -95,17 +110,32 @@ pub struct Reporter {
     stream: StreamHandle,
     read_gate: watch::Receiver<bool>,
     requests: mpsc::Sender<Request>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Reporter {
     /// Reports what the connection did; `false` once the node loop is gone.
     pub async fn report(&self, input: FromTcp) -> bool {
+        if let FromTcp::Data(data) = &input {
+            self.in_flight.fetch_add(data.len(), Ordering::AcqRel);
+        }
         self.requests.send(Request::Stream { stream: self.stream, input }).await.is_ok()
     }
 
-    /// Waits until the task may read from TCP; `false` once the stream is gone.
+    /// Waits until the task may read from TCP: the gate is open and fewer
+    /// than [`MAX_INPUT_IN_FLIGHT`] bytes wait for the loop. `false` once
+    /// the stream is gone.
     pub async fn readable(&mut self) -> bool {
-        self.read_gate.wait_for(|open| *open).await.is_ok()
+        loop {
+            // Marks the gate's value seen, so a later change wakes `changed`.
+            let open = *self.read_gate.borrow_and_update();
+            if open && self.in_flight.load(Ordering::Acquire) < MAX_INPUT_IN_FLIGHT {
+                return true;
+            }
+            if self.read_gate.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// The node loop's request channel (for reports other than stream input).
@@ -143,10 +173,11 @@ pub fn pipe(stream: StreamHandle, requests: mpsc::Sender<Request>) -> (RuntimeEn
     let (to_tcp, from_runtime) = mpsc::unbounded_channel();
     let (read_gate, gate_rx) = watch::channel(true);
     let unwritten = Arc::new(AtomicUsize::new(0));
-    let runtime = RuntimeEnd { to_tcp, read_gate, unwritten: unwritten.clone() };
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let runtime = RuntimeEnd { to_tcp, read_gate, unwritten: unwritten.clone(), in_flight: in_flight.clone() };
     let task = TaskEnd {
         stream,
-        reporter: Reporter { stream, read_gate: gate_rx, requests },
+        reporter: Reporter { stream, read_gate: gate_rx, requests, in_flight },
         inbox: Inbox { from_runtime, unwritten },
     };
     (runtime, task)
@@ -169,5 +200,25 @@ mod tests {
         assert!(!*task.reporter.read_gate.borrow());
         drop(runtime);
         assert!(task.inbox.try_recv().is_some(), "queued bytes survive the sender");
+    }
+
+    #[tokio::test]
+    async fn the_reader_waits_for_the_gate_and_for_the_loop_to_catch_up() {
+        let (requests, mut rx) = mpsc::channel(8);
+        let (runtime, task) = pipe(StreamHandle(1), requests);
+        let mut reporter = task.reporter;
+        assert!(reporter.readable().await);
+        assert!(reporter.report(FromTcp::Data(vec![0; MAX_INPUT_IN_FLIGHT])).await);
+        assert!(rx.recv().await.is_some());
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), reporter.readable()).await;
+        assert!(waiting.is_err(), "a full chunk in flight blocks the next read");
+        runtime.input_handled(MAX_INPUT_IN_FLIGHT, true);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), reporter.readable()).await;
+        assert!(waiting.is_err(), "the send buffer is full: the gate is closed");
+        runtime.set_readable(true);
+        assert!(reporter.readable().await);
+        assert!(reporter.report(FromTcp::Data(vec![0; MAX_INPUT_IN_FLIGHT])).await);
+        drop(runtime);
+        assert!(!reporter.readable().await, "a reader waiting on a dropped stream gives up");
     }
 }

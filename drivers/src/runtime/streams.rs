@@ -48,15 +48,16 @@ impl NodeRuntime {
         }
         match input {
             FromTcp::Data(data) => {
+                let len = data.len();
                 if let Some(traffic) = self.stream_circuit.get(&stream).and_then(|c| self.traffic.get_mut(c)) {
-                    traffic.sent += data.len() as u64;
+                    traffic.sent += len as u64;
                 }
                 self.issue(Command::StreamSend { stream, data });
                 let limit = self.node.params().circuit.stream_send_buffer_bytes as usize;
                 let full = self.node.circuits().stream_buffered(stream).is_some_and(|b| b >= limit);
-                if let (true, Some(pipe)) = (full, self.pipes.get(&stream)) {
-                    // Resumed by StreamWritable.
-                    pipe.set_readable(false);
+                if let Some(pipe) = self.pipes.get(&stream) {
+                    // A full send buffer closes the gate until StreamWritable.
+                    pipe.input_handled(len, full);
                 }
             }
             FromTcp::Eof => {
