@@ -59,6 +59,9 @@ impl NodeRuntime {
                     // A full send buffer closes the gate until StreamWritable.
                     pipe.input_handled(len, full);
                 }
+                if full {
+                    self.metrics.incr("driver.streams.read_paused");
+                }
             }
             FromTcp::Eof => {
                 self.issue(Command::StreamClose { stream });
