@@ -2,6 +2,8 @@
 //! `ALLIUM_*` environment variables, then command-line flags.
 
 use allium_engine::Params;
+use allium_engine::circuit::policy::PolicyError;
+use allium_engine::circuit::{ExitPolicy, FLAG_GUARD, FLAG_STABLE, RelayConfig};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -38,8 +40,100 @@ pub struct FileConfig {
     pub amnesia: bool,
     /// Crypto suite; a node only runs `real`. Default `real`.
     pub crypto_suite: allium_engine::CryptoSuite,
+    /// How this node relays others' circuits (`[relay]`). Default: not a relay.
+    pub relay: RelayFileConfig,
+    /// The SOCKS5 entry point (`[socks]`). Default: no listener.
+    pub socks: SocksFileConfig,
     /// Engine parameters (`[params.dht]` …); see allium-engine's `Params`.
     pub params: Params,
+}
+
+/// A relay capability flag, as written in `[relay] flags`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayFlag {
+    /// Willing to be a client's first hop.
+    Guard,
+    /// Expects long uptime.
+    Stable,
+}
+
+/// The `[relay]` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayFileConfig {
+    /// Relay others' circuits and publish a relay descriptor. Default false.
+    pub enabled: bool,
+    /// Operator-declared network region; path selection keeps the hops of a
+    /// circuit in different regions. Default 0.
+    pub region: u16,
+    /// Bandwidth offered, in bytes per second; clients pick relays in
+    /// proportion to it. Default 1000000.
+    pub bandwidth_bytes_per_sec: u64,
+    /// Capability flags. Default `["guard", "stable"]`.
+    pub flags: Vec<RelayFlag>,
+    /// Exit policy: ordered `accept|reject HOST:PORTS` rules, first match
+    /// decides, no match refuses (`HOST` is `*`, a name or IP address, or
+    /// `*.suffix`; `PORTS` is `*`, `N` or `LOW-HIGH`). The exit checks the
+    /// name the client asked for and every address it resolves to.
+    /// Default `[]`: not an exit.
+    pub exit_policy: Vec<String>,
+}
+
+impl Default for RelayFileConfig {
+    fn default() -> Self {
+        let engine = RelayConfig::default();
+        RelayFileConfig {
+            enabled: engine.enabled,
+            region: engine.region,
+            bandwidth_bytes_per_sec: engine.bandwidth_bytes_per_sec,
+            flags: vec![RelayFlag::Guard, RelayFlag::Stable],
+            exit_policy: Vec::new(),
+        }
+    }
+}
+
+/// A `[relay]` table that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelaySettingsError {
+    /// An exit-policy rule does not parse.
+    #[error("relay.exit_policy: {0}")]
+    ExitPolicy(#[from] PolicyError),
+    /// A relay must offer some bandwidth.
+    #[error("relay.bandwidth_bytes_per_sec must be above 0")]
+    ZeroBandwidth,
+}
+
+impl RelayFileConfig {
+    /// The engine's relay configuration, or why the table is unusable.
+    pub fn to_engine(&self) -> Result<RelayConfig, RelaySettingsError> {
+        if self.bandwidth_bytes_per_sec == 0 {
+            return Err(RelaySettingsError::ZeroBandwidth);
+        }
+        let flags = self.flags.iter().fold(0, |bits, flag| {
+            bits | match flag {
+                RelayFlag::Guard => FLAG_GUARD,
+                RelayFlag::Stable => FLAG_STABLE,
+            }
+        });
+        Ok(RelayConfig {
+            enabled: self.enabled,
+            region: self.region,
+            bandwidth_bytes_per_sec: self.bandwidth_bytes_per_sec,
+            flags,
+            exit_policy: ExitPolicy::parse(&self.exit_policy)?,
+        })
+    }
+}
+
+/// The `[socks]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocksFileConfig {
+    /// TCP address of the SOCKS5 listener, e.g. `127.0.0.1:9050`. Default:
+    /// none (no listener). Anyone who can reach it can use the node's
+    /// circuits, so keep it on a loopback address.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for FileConfig {
@@ -53,6 +147,8 @@ impl Default for FileConfig {
             log_format: LogFormat::Text,
             amnesia: false,
             crypto_suite: allium_engine::CryptoSuite::Real,
+            relay: RelayFileConfig::default(),
+            socks: SocksFileConfig::default(),
             params: Params::default(),
         }
     }
@@ -89,6 +185,12 @@ pub struct RunFlags {
     /// Engine parameter override, e.g. `--set dht.k=16` (repeatable; `;`-separated in the environment).
     #[arg(long = "set", env = "ALLIUM_SET", value_delimiter = ';')]
     pub set: Vec<String>,
+    /// SOCKS5 listen address (overrides `[socks] listen`).
+    #[arg(long, env = "ALLIUM_SOCKS")]
+    pub socks: Option<SocketAddr>,
+    /// Relay others' circuits (sets `[relay] enabled = true`).
+    #[arg(long, env = "ALLIUM_RELAY")]
+    pub relay: bool,
 }
 
 /// The configuration a node runs with, after layering.
@@ -110,6 +212,10 @@ pub struct NodeSettings {
     pub amnesia: bool,
     /// Engine parameters.
     pub params: Params,
+    /// Relay settings for the engine.
+    pub relay: RelayConfig,
+    /// SOCKS5 listen address, if any.
+    pub socks: Option<SocketAddr>,
 }
 
 impl FileConfig {
@@ -138,6 +244,8 @@ impl NodeSettings {
             params.set(assignment).with_context(|| format!("--set {assignment}"))?;
         }
         params.validate()?;
+        let mut relay = file.relay.to_engine()?;
+        relay.enabled |= flags.relay;
         let settings = NodeSettings {
             listen: flags.listen.unwrap_or(file.listen),
             bootstrap: flags.bootstrap.clone().unwrap_or(file.bootstrap),
@@ -147,6 +255,8 @@ impl NodeSettings {
             log_format: flags.log_format.unwrap_or(file.log_format),
             amnesia: flags.amnesia || file.amnesia,
             params,
+            relay,
+            socks: flags.socks.or(file.socks.listen),
         };
         if !settings.control.ip().is_loopback() {
             bail!("the control API must listen on a loopback address, not {}", settings.control);
@@ -198,6 +308,32 @@ amnesia = false
 # Only "real" is accepted by allium-node.
 crypto_suite = "real"
 
+# Relaying others' onion circuits. Uncomment to serve as a relay.
+# [relay]
+# Relay circuits and publish a relay descriptor in the DHT (flag --relay,
+# env ALLIUM_RELAY). Default false.
+# enabled = false
+# Operator-declared region number; a circuit's hops are kept in different
+# regions. Default 0.
+# region = 0
+# Bandwidth offered, in bytes per second; clients pick relays in proportion
+# to it. Default 1000000.
+# bandwidth_bytes_per_sec = 1000000
+# "guard" (willing to be a first hop), "stable" (long uptime). Default both.
+# flags = ["guard", "stable"]
+# Exit policy: "accept|reject HOST:PORTS" rules, first match decides, no
+# match refuses. HOST is *, a name or IP address, or *.suffix; PORTS is *,
+# N or LOW-HIGH. The name asked for and every address it resolves to are
+# checked. Default [] (not an exit). Example:
+# exit_policy = ["reject 127.0.0.1:*", "accept *:80", "accept *:443"]
+
+# A SOCKS5 entry point for local applications (CONNECT, no authentication):
+# curl --socks5-hostname 127.0.0.1:9050 http://example.internal/
+# [socks]
+# TCP listen address (flag --socks, env ALLIUM_SOCKS). Default: none, no
+# listener. Keep it on a loopback address.
+# listen = "127.0.0.1:9050"
+
 # Protocol parameters, shown with their defaults. Uncomment to override, or
 # use `--set dht.k=16` on the command line.
 {commented_params}"#
@@ -220,11 +356,31 @@ mod tests {
         // Uncommenting the parameter block gives valid parameters too.
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|_| l.contains(" = ") || l.starts_with("# [params")).unwrap_or(l))
+            .map(|l| l.strip_prefix("# ").filter(|_| l.contains(" = ") || l.starts_with("# [")).unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
         let parsed: FileConfig = toml::from_str(&uncommented).unwrap();
         assert_eq!(parsed.params, Params::default());
+        assert_eq!(parsed.socks.listen, Some("127.0.0.1:9050".parse().unwrap()));
+        let relay = RelayFileConfig { exit_policy: parsed.relay.exit_policy.clone(), ..RelayFileConfig::default() };
+        assert_eq!(parsed.relay, relay);
+        assert!(parsed.relay.to_engine().unwrap().exit_policy.allows("example.org", 443));
+    }
+
+    #[test]
+    fn relay_and_socks_tables_map_to_the_engine_and_bad_policies_are_typed_errors() {
+        let text = "[relay]\nenabled = true\nregion = 3\nflags = [\"stable\"]\nexit_policy = [\"accept 127.0.0.1:*\"]\n[socks]\nlisten = \"127.0.0.1:9050\"\n";
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let relay = file.relay.to_engine().unwrap();
+        assert!(relay.enabled && relay.exit_policy.allows("127.0.0.1", 80));
+        assert_eq!((relay.region, relay.flags), (3, FLAG_STABLE));
+        assert_eq!(file.socks.listen.map(|a| a.port()), Some(9050));
+        let bad = RelayFileConfig { exit_policy: vec!["allow *:80".into()], ..RelayFileConfig::default() };
+        assert!(matches!(bad.to_engine(), Err(RelaySettingsError::ExitPolicy(PolicyError::Syntax(_)))));
+        let zero = RelayFileConfig { bandwidth_bytes_per_sec: 0, ..RelayFileConfig::default() };
+        assert_eq!(zero.to_engine(), Err(RelaySettingsError::ZeroBandwidth));
+        assert!(toml::from_str::<FileConfig>("[relay]\nflags = [\"fast\"]\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[socks]\nport = 1\n").is_err());
     }
 
     #[test]
@@ -244,6 +400,14 @@ mod tests {
         flags.control = None;
         flags.set = vec!["dht.nonsense=1".into()];
         assert!(NodeSettings::resolve(&flags).is_err());
+        flags.set.clear();
+        flags.socks = Some("127.0.0.1:9999".parse().unwrap());
+        flags.relay = true;
+        let s = NodeSettings::resolve(&flags).unwrap();
+        assert_eq!((s.socks.map(|a| a.port()), s.relay.enabled), (Some(9999), true));
+        std::fs::write(&path, "[relay]\nexit_policy = [\"accept *:http\"]\n").unwrap();
+        let error = NodeSettings::resolve(&flags).unwrap_err();
+        assert!(error.downcast_ref::<RelaySettingsError>().is_some(), "{error:#}");
         std::fs::write(&path, "crypto_suite = \"sim-fast\"\n").unwrap();
         flags.set.clear();
         assert!(NodeSettings::resolve(&flags).unwrap_err().to_string().contains("real"));

@@ -1,6 +1,6 @@
 //! `allium-node ctl …`: a small client of the control API.
 
-use crate::runtime::Stats;
+use crate::runtime::{CircuitsReport, Stats};
 use allium_engine::overlay::Cid;
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -54,6 +54,12 @@ pub enum CtlCommand {
     },
     /// List the objects in the node's content store.
     Content {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the node's onion circuits, relay directory, guards and build timeout.
+    Circuits {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
@@ -195,6 +201,38 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value>
     Ok(body)
 }
 
+/// Prints a circuit report as a table.
+fn print_circuits(report: &CircuitsReport) {
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    println!("directory   {} relays ({} exits)", report.directory_relays, report.directory_exits);
+    println!("guards      {}", report.guards.iter().map(|g| short(g)).collect::<Vec<_>>().join(", "));
+    println!("timeout     {} ms (circuit build)", report.build_timeout_ms);
+    println!("relaying    {} circuits", report.relayed_circuits);
+    if report.circuits.is_empty() {
+        println!("no circuits of our own");
+        return;
+    }
+    println!();
+    println!(
+        "{:>6}  {:<8}  {:>8}  {:>7}  {:>12}  {:>12}  {:>7}  path",
+        "handle", "state", "age", "streams", "sent", "received", "rtt"
+    );
+    for c in &report.circuits {
+        let path: Vec<String> = c.path.iter().map(|hop| format!("{}@{}", short(&hop.id), hop.addr)).collect();
+        println!(
+            "{:>6}  {:<8}  {:>6} s  {:>7}  {:>12}  {:>12}  {:>4} ms  {}",
+            c.handle,
+            c.state,
+            c.age_ms / 1000,
+            c.streams,
+            c.bytes_sent,
+            c.bytes_received,
+            c.srtt_ms,
+            path.join(" -> ")
+        );
+    }
+}
+
 /// Runs one control command against the node at `control`, printing the answer.
 pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
     let base = format!("http://{control}/v1");
@@ -253,6 +291,14 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
                 println!("unpinned {cid}");
             } else {
                 println!("{cid} was not pinned");
+            }
+        }
+        CtlCommand::Circuits { json } => {
+            let body = read(agent.get(format!("{base}/circuits")).call().with_context(unreachable)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                print_circuits(&serde_json::from_value(body)?);
             }
         }
         CtlCommand::Content { json } => {

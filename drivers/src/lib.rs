@@ -12,7 +12,12 @@
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
-//!   `peers`, `stats`, and content: `put`, `get`, `pin`, `unpin`, `content`).
+//!   `peers`, `stats`, `circuits`, and content: `put`, `get`, `pin`,
+//!   `unpin`, `content`).
+//! * [`socks`]: the SOCKS5 entry point (a sans-IO codec, and a TCP
+//!   listener when not under madsim); [`pipe`] links each stream's TCP
+//!   connection to the node loop, and `tcp` (not under madsim) pumps its
+//!   bytes and makes the exit's connections.
 //!
 //! Content commands go to the engine's overlay through [`Handle::command`];
 //! a fetch is answered once, whole and verified
@@ -26,8 +31,12 @@ pub mod content;
 pub mod ctl;
 #[cfg(not(madsim))]
 pub mod http;
+pub mod pipe;
 pub mod runtime;
 mod shim;
+pub mod socks;
 pub mod store;
+#[cfg(not(madsim))]
+pub mod tcp;
 
 pub use runtime::{CommandOutcome, Handle, NodeRuntime, Stats};

@@ -15,7 +15,7 @@ mod cli {
     use allium_node::config::{self, FileConfig, LogFormat, NodeSettings, RunFlags};
     use allium_node::ctl::{self, CtlCommand};
     use allium_node::store::Store;
-    use allium_node::{NodeRuntime, http};
+    use allium_node::{NodeRuntime, http, socks};
     use anyhow::{Context, bail};
     use clap::{Parser, Subcommand};
     use std::net::SocketAddr;
@@ -145,6 +145,7 @@ mod cli {
                 settings.listen,
                 settings.bootstrap.clone(),
                 settings.params.clone(),
+                settings.relay.clone(),
                 store,
                 allium_engine::NodeSeed::from_bytes(seed),
             )
@@ -152,8 +153,17 @@ mod cli {
             let max_upload = settings.params.overlay.max_object_bytes;
             let control = tokio::spawn(http::control::serve(settings.control, handle.clone(), max_upload));
             let metrics = tokio::spawn(http::metrics::serve(settings.metrics, handle.clone()));
+            let socks = async {
+                match settings.socks {
+                    Some(addr) => {
+                        socks::listener::serve(addr, handle.clone(), settings.params.circuit.hops as usize).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let result = tokio::select! {
                 result = node.run(shutdown_signal()) => result,
+                Err(error) = socks => Err(error.context("SOCKS listener")),
                 Ok(Err(error)) = control => Err(error.context("control API")),
                 Ok(Err(error)) = metrics => Err(error.context("metrics endpoint")),
             };

@@ -10,9 +10,22 @@
 //! a fetch holds the requested bytes in memory (bounded by
 //! `overlay.max_object_bytes`). That keeps the HTTP side simple and means
 //! a client never sees bytes of a fetch that later fails.
+//!
+//! Circuit streams (SOCKS entry and exit) are pumped by one task per TCP
+//! connection, linked to the loop by a [`crate::pipe`]; the loop handles
+//! their engine events in `streams` (backpressure, exit connections) and
+//! reports circuits through [`CircuitsReport`].
 
+mod report;
+mod streams;
+
+pub use report::{CircuitInfo, CircuitsReport, HopInfo};
+pub use streams::{OpenError, OpenReply};
+
+use crate::pipe::{FromTcp, RuntimeEnd, TaskEnd};
 use crate::shim;
 use crate::store::Store;
+use allium_engine::circuit::{CircuitEvent, CircuitHandle, RelayConfig, StreamHandle};
 use allium_engine::dht::{DhtEvent, PeerInfo};
 use allium_engine::overlay::{Cid, FetchError, FetchStats, OverlayEvent};
 use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
@@ -41,6 +54,8 @@ pub enum CommandOutcome {
         /// Figures, or why it failed.
         result: Result<FetchStats, FetchError>,
     },
+    /// A circuit request finished ([`CircuitEvent::Built`] or [`CircuitEvent::BuildFailed`]).
+    Circuit(Box<CircuitEvent>),
     /// The node refused it (bad arguments).
     Rejected(String),
 }
@@ -87,6 +102,16 @@ pub struct Stats {
     /// Content bytes held, as counted against `overlay.store_quota_bytes`.
     #[serde(default)]
     pub content_bytes: u64,
+    /// Relay descriptors in the circuit directory (a client builds circuits
+    /// once it knows `circuit.hops` relays).
+    #[serde(default)]
+    pub directory_relays: usize,
+    /// This node's own circuits (open or building).
+    #[serde(default)]
+    pub circuits: usize,
+    /// Circuits this node carries for others as a relay.
+    #[serde(default)]
+    pub relayed_circuits: usize,
     /// Every engine and driver counter.
     pub metrics: BTreeMap<String, u64>,
 }
@@ -102,6 +127,33 @@ pub enum Request {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     /// List the objects in the local content store.
     Content(oneshot::Sender<Vec<ContentEntry>>),
+    /// Open a stream to `host:port` over a circuit; answered once it is open or has failed.
+    OpenStream {
+        /// Host name or address, resolved at the exit.
+        host: String,
+        /// Destination port.
+        port: u16,
+        /// Where the connection task's end of the stream's pipe goes.
+        reply: OpenReply,
+    },
+    /// What a stream's TCP connection did.
+    Stream {
+        /// The stream.
+        stream: StreamHandle,
+        /// Bytes, end of file, or failure.
+        input: FromTcp,
+    },
+    /// Exit side: the connection for an `ExitConnect` is up (or failed).
+    ExitDialed {
+        /// The exit-side stream.
+        stream: StreamHandle,
+        /// Whether the destination is connected.
+        connected: bool,
+    },
+    /// Report the node's circuits.
+    Circuits(oneshot::Sender<CircuitsReport>),
+    /// Count one driver event under this metric name.
+    Count(&'static str),
 }
 
 /// A cloneable handle for talking to a running [`NodeRuntime`].
@@ -143,6 +195,26 @@ impl Handle {
         self.requests.send(Request::Content(tx)).await.map_err(|_| Stopped)?;
         rx.await.map_err(|_| Stopped)
     }
+
+    /// The node's circuits, directory and guards.
+    pub async fn circuits(&self) -> Result<CircuitsReport, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Circuits(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Opens a stream to `host:port` (resolved at the exit) and waits until
+    /// it is open; the returned end carries its bytes.
+    pub async fn open_stream(&self, host: String, port: u16) -> Result<Result<TaskEnd, OpenError>, Stopped> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::OpenStream { host, port, reply }).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Counts one driver event (shown in stats and `/metrics`).
+    pub async fn count(&self, metric: &'static str) {
+        let _ = self.requests.send(Request::Count(metric)).await;
+    }
 }
 
 /// The bytes of a fetch in progress, assembled from `Data` events.
@@ -175,6 +247,16 @@ pub struct NodeRuntime {
     fetches: BTreeMap<CommandId, Assembly>,
     next_command: CommandId,
     metrics: Metrics,
+    /// A sender of this loop's own requests, handed to stream tasks.
+    requests_tx: mpsc::Sender<Request>,
+    /// Stream requests waiting for `StreamOpened` or `StreamFailed`, by command.
+    opening: BTreeMap<CommandId, OpenReply>,
+    /// The pipes of streams with a TCP connection (entry or exit side).
+    pipes: BTreeMap<StreamHandle, RuntimeEnd>,
+    /// Client streams' circuits, for byte counts.
+    stream_circuit: BTreeMap<StreamHandle, CircuitHandle>,
+    /// Stream bytes per client circuit.
+    traffic: BTreeMap<CircuitHandle, report::Traffic>,
 }
 
 /// Longest sleep when the engine asks for no timer, so the loop stays observable.
@@ -183,11 +265,17 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 impl NodeRuntime {
     /// Binds `listen`, restores the node from `store` and returns the
     /// runtime and a handle to it. `seed` seeds the engine's random streams
-    /// (from OS entropy in production, from the test seed under madsim).
+    /// (from OS entropy in production, from the test seed under madsim);
+    /// `relay` says whether and how the node relays circuits.
+    ///
+    /// Built with the `test-hooks` feature, the environment variable
+    /// `ALLIUM_TEST_CORRUPT_RELAYED_CELL=N` makes the node flip one bit of
+    /// the N-th cell it relays (fault injection for tests).
     pub async fn start(
         listen: SocketAddr,
         bootstrap: Vec<SocketAddr>,
         params: Params,
+        relay: RelayConfig,
         mut store: Store,
         seed: NodeSeed,
     ) -> anyhow::Result<(Self, Handle)> {
@@ -201,9 +289,17 @@ impl NodeRuntime {
         tracing::info!(node_id = %identity.id().to_hex(), %listen, created, peers = state.peers.len(),
             records = state.values.len(), "node starting");
         let content = store.content_store()?;
-        let config =
-            NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay: Default::default() };
-        let node = Node::restore(Instant::ZERO, config, state);
+        if relay.enabled {
+            tracing::info!(region = relay.region, exit = relay.exit_policy.is_exit(), "relaying circuits");
+        }
+        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay };
+        #[allow(unused_mut)]
+        let mut node = Node::restore(Instant::ZERO, config, state);
+        #[cfg(feature = "test-hooks")]
+        if let Some(n) = std::env::var("ALLIUM_TEST_CORRUPT_RELAYED_CELL").ok().and_then(|v| v.parse::<u64>().ok()) {
+            tracing::warn!(n, "test hook: corrupting relayed cell {n}");
+            node.circuits_mut().corrupt_relayed_cell(n);
+        }
         let (tx, rx) = mpsc::channel(256);
         let runtime = NodeRuntime {
             node,
@@ -216,6 +312,11 @@ impl NodeRuntime {
             fetches: BTreeMap::new(),
             next_command: 1,
             metrics: Metrics::default(),
+            requests_tx: tx.clone(),
+            opening: BTreeMap::new(),
+            pipes: BTreeMap::new(),
+            stream_circuit: BTreeMap::new(),
+            traffic: BTreeMap::new(),
         };
         Ok((runtime, Handle { requests: tx }))
     }
@@ -267,6 +368,14 @@ impl NodeRuntime {
         self.flush().await
     }
 
+    /// Feeds `command` to the node under a fresh id and returns the id.
+    fn issue(&mut self, command: Command) -> CommandId {
+        let id = self.next_command;
+        self.next_command += 1;
+        self.node.handle_input(self.now(), Input::Command { id, command });
+        id
+    }
+
     fn command(&mut self, command: Command, reply: Option<oneshot::Sender<CommandOutcome>>) {
         let id = self.next_command;
         self.next_command += 1;
@@ -307,6 +416,13 @@ impl NodeRuntime {
                     .collect();
                 let _ = reply.send(entries);
             }
+            Request::OpenStream { host, port, reply } => self.open_stream(host, port, reply),
+            Request::Stream { stream, input } => self.on_stream_input(stream, input),
+            Request::ExitDialed { stream, connected } => self.on_exit_dialed(stream, connected),
+            Request::Circuits(reply) => {
+                let _ = reply.send(self.circuits_report());
+            }
+            Request::Count(metric) => self.metrics.incr(metric),
         }
     }
 
@@ -327,6 +443,9 @@ impl NodeRuntime {
             providers_held: dht.store().provider_count(),
             content_objects: self.node.overlay().index().len(),
             content_bytes: self.node.overlay().index().used_bytes(),
+            directory_relays: self.node.circuits().directory().len(),
+            circuits: self.node.circuits().summaries(self.now()).len(),
+            relayed_circuits: self.node.circuits().relayed_circuits(),
             metrics,
         }
     }
@@ -379,11 +498,14 @@ impl NodeRuntime {
                     let _ = reply.send(CommandOutcome::Dht(Box::new(event)));
                 }
             }
-            Event::Circuit(event) => tracing::debug!(?event, "circuit event"),
+            Event::Circuit(event) => self.on_circuit_event(event),
             Event::Overlay(event) => self.on_overlay_event(event),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);
+                if let Some(reply) = self.opening.remove(&id) {
+                    let _ = reply.send(Err(OpenError::Rejected(reason.clone())));
+                }
                 if let Some(reply) = self.pending.remove(&id) {
                     let _ = reply.send(CommandOutcome::Rejected(reason));
                 }

@@ -1,14 +1,17 @@
 //! The driver loop itself under madsim's deterministic network and clock:
 //! 20 simulated nodes bootstrap and do puts and gets; a partition splits
-//! them and heals; content published on one node is fetched on another. Each scenario runs twice with the same seed and must give
-//! the same outcome.
+//! them and heals; content published on one node is fetched on another; a
+//! client builds a circuit through three of four relays. Each scenario runs
+//! twice with the same seed and must give the same outcome.
 //!
 //! Run with: `RUSTFLAGS="--cfg madsim" cargo test -p allium-node --test madsim --target-dir target/madsim`
 #![cfg(madsim)]
 
+use allium_engine::circuit::{CircuitEvent, ExitPolicy, FLAG_STABLE, RelayConfig, StreamEnd};
 use allium_engine::dht::{DhtEvent, key_for_name};
 use allium_engine::overlay::{Metadata, OverlayEvent};
 use allium_engine::{Command, CryptoSuite, Identity, NodeSeed, Params};
+use allium_node::runtime::OpenError;
 use allium_node::store::Store;
 use allium_node::{CommandOutcome, Handle, NodeRuntime};
 use madsim::net::NetSim;
@@ -37,6 +40,11 @@ struct Cluster {
 }
 
 async fn start_cluster(seed: u64, params: Params) -> Cluster {
+    start_cluster_with(seed, params, |_| RelayConfig::default()).await
+}
+
+/// Like [`start_cluster`], with node `i` relaying as `relay_of(i)` says.
+async fn start_cluster_with(seed: u64, params: Params, relay_of: fn(usize) -> RelayConfig) -> Cluster {
     let sim = Sim::current();
     let mut handles = Vec::new();
     let mut sim_ids = Vec::new();
@@ -50,7 +58,8 @@ async fn start_cluster(seed: u64, params: Params) -> Cluster {
             let identity = Identity::from_seed(&node_seed, CryptoSuite::Real);
             let bootstrap = if i == 0 { Vec::new() } else { vec![addr(0)] };
             let store = Store::memory_with_identity(&identity);
-            let (runtime, handle) = NodeRuntime::start(addr(i), bootstrap, params, store, node_seed).await.unwrap();
+            let (runtime, handle) =
+                NodeRuntime::start(addr(i), bootstrap, params, relay_of(i), store, node_seed).await.unwrap();
             tx.send(handle).unwrap();
             runtime.run(std::future::pending()).await.unwrap();
         });
@@ -177,6 +186,53 @@ async fn publish_and_fetch(seed: u64) -> Outcome {
     summarize(&cluster, vec![providers_stored], vec![Some(fetched)]).await
 }
 
+/// Nodes 0 to 3 relay, each in its own region; node 3 is the only exit
+/// (port 80) and is not a guard. The others are clients only.
+fn four_relays(i: usize) -> RelayConfig {
+    match i {
+        0..=2 => RelayConfig { enabled: true, region: i as u16 + 1, ..RelayConfig::default() },
+        3 => RelayConfig {
+            enabled: true,
+            region: 4,
+            flags: FLAG_STABLE,
+            exit_policy: ExitPolicy::parse(&["accept *:80"]).unwrap(),
+            ..RelayConfig::default()
+        },
+        _ => RelayConfig::default(),
+    }
+}
+
+async fn circuit_through_relays(seed: u64) -> Outcome {
+    let cluster = start_cluster_with(seed, Params::default(), four_relays).await;
+    let client = &cluster.handles[NODES - 1];
+    let path = match client.command(Command::BuildCircuit { exit_port: Some(80) }).await.unwrap() {
+        CommandOutcome::Circuit(event) => match *event {
+            CircuitEvent::Built { path, .. } => path,
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    };
+    let hops: Vec<SocketAddr> = path.iter().map(|p| p.addr).collect();
+    assert_eq!(hops.len(), 3);
+    assert_eq!(hops[2], addr(3), "the only exit is the last hop");
+    let report = client.circuits().await.unwrap();
+    assert_eq!(report.circuits.len(), 1);
+    assert_eq!(report.circuits[0].state, "open");
+    assert!(report.directory_relays >= 3 && report.directory_exits == 1, "{report:?}");
+    // No TCP under madsim: the exit answers every stream as unreachable.
+    match client.open_stream("example.org".into(), 80).await.unwrap() {
+        Err(OpenError::Stream(StreamEnd::Unreachable)) => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut relayed = Vec::new();
+    for handle in &cluster.handles[..4] {
+        relayed.push(handle.stats().await.unwrap().relayed_circuits);
+    }
+    assert_eq!(relayed.iter().sum::<usize>(), 3, "each hop carries the circuit once: {relayed:?}");
+    let path_text = hops.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    summarize(&cluster, relayed, vec![Some(path_text.into_bytes())]).await
+}
+
 fn run_twice<F: std::future::Future<Output = Outcome> + 'static>(seed: u64, scenario: fn(u64) -> F) {
     let first = Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario(seed));
     let second = Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario(seed));
@@ -196,4 +252,9 @@ fn a_partition_heals_and_records_cross_it_deterministically() {
 #[test]
 fn content_published_on_one_node_is_fetched_on_another_deterministically() {
     run_twice(5, publish_and_fetch);
+}
+
+#[test]
+fn a_client_builds_a_circuit_through_three_relays_deterministically() {
+    run_twice(3, circuit_through_relays);
 }

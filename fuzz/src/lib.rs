@@ -32,6 +32,8 @@
 //!   structurally valid engine values.
 //! * [`node`]: the `node_inputs` target, a node driven by a script of
 //!   datagrams, timeouts and commands, with the oracles it checks.
+//! * [`socks`]: the node's SOCKS5 codec (parsing arbitrary bytes, and
+//!   round-tripping fuzzer-built requests).
 //! * [`pool`]: the node under test and the fixed pool of fake peers the
 //!   harness impersonates.
 #![forbid(unsafe_code)]
@@ -46,6 +48,7 @@ pub mod model;
 pub mod node;
 pub mod overlay;
 pub mod pool;
+pub mod socks;
 
 use core::time::Duration;
 

@@ -11,6 +11,7 @@
 //! | POST | `/v1/content/{cid}/pin` | | `{"cid", "pinned": true}` once complete locally and announced |
 //! | DELETE | `/v1/content/{cid}/pin` | | `{"cid", "was_pinned"}` |
 //! | GET | `/v1/content` | | `[{"cid", "size", "holding", "complete", "bytes_held", "name", "media_type"}]` |
+//! | GET | `/v1/circuits` | | `{"circuits": [{"handle", "state", "path": [{"id", "addr"}], "age_ms", "streams", "bytes_sent", "bytes_received", "srtt_ms", "cwnd_cells"}], "relayed_circuits", "directory_relays", "directory_exits", "guards", "build_timeout_ms"}` |
 //!
 //! Errors are a status and `{"error": "…"}`. A fetch that fails answers
 //! 400 (bad CID or range), 404 (no providers), 502 (every provider failed,
@@ -230,6 +231,13 @@ async fn unpin(State(handle): State<Handle>, Path(cid): Path<String>) -> Respons
     }
 }
 
+async fn circuits(State(handle): State<Handle>) -> Response {
+    match handle.circuits().await {
+        Ok(report) => Json(report).into_response(),
+        Err(_) => stopped(),
+    }
+}
+
 async fn content(State(handle): State<Handle>) -> Response {
     match handle.content().await {
         Ok(entries) => Json(entries).into_response(),
@@ -263,6 +271,7 @@ pub async fn serve(addr: SocketAddr, handle: Handle, max_upload: u64) -> anyhow:
         .route("/v1/dht/get", get(get_value))
         .route("/v1/peers", get(peers))
         .route("/v1/stats", get(stats))
+        .route("/v1/circuits", get(circuits))
         .layer(axum::middleware::from_fn(loopback_only))
         .with_state(handle);
     let listener = tokio::net::TcpListener::bind(addr).await?;

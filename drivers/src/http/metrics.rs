@@ -35,6 +35,9 @@ pub fn render(stats: &Stats) -> String {
         ("providers_held", "provider records held for the network", stats.providers_held as i64),
         ("content_objects", "objects in the local content store", stats.content_objects as i64),
         ("content_bytes", "content bytes held, counted against overlay.store_quota_bytes", stats.content_bytes as i64),
+        ("directory_relays", "relay descriptors in the circuit directory", stats.directory_relays as i64),
+        ("circuits", "this node's own circuits, open or building", stats.circuits as i64),
+        ("relayed_circuits", "circuits carried for others as a relay", stats.relayed_circuits as i64),
         ("bootstrapped", "1 once the node has joined the network", i64::from(stats.bootstrapped)),
         ("uptime_seconds", "seconds since the node started", (stats.uptime_ms / 1000) as i64),
     ];
@@ -103,11 +106,15 @@ mod tests {
             providers_held: 0,
             content_objects: 2,
             content_bytes: 4096,
+            directory_relays: 3,
+            circuits: 1,
+            relayed_circuits: 0,
             metrics: [("wire.rejected".to_string(), 7u64)].into_iter().collect(),
         };
         let text = render(&stats);
         assert!(text.contains("allium_wire_rejected_total 7"), "{text}");
         assert!(text.contains("allium_routing_table_peers 3"), "{text}");
+        assert!(text.contains("allium_directory_relays 3"), "{text}");
         assert!(text.contains("allium_bootstrapped 1"), "{text}");
         assert!(text.contains("allium_content_bytes 4096"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));

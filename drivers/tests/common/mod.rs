@@ -29,6 +29,8 @@ pub struct NodeProcess {
     amnesia: bool,
     /// Extra `run` flags (e.g. `--set overlay.x=y`).
     extra: Vec<String>,
+    /// Extra environment variables of `run`.
+    env: Vec<(String, String)>,
 }
 
 impl NodeProcess {
@@ -39,6 +41,18 @@ impl NodeProcess {
 
     /// Like [`NodeProcess::start`], with extra `run` flags (kept across restarts).
     pub fn start_with(dir: &Path, bootstrap: &[SocketAddr], extra: &[&str]) -> Self {
+        Self::start_configured(dir, bootstrap, "", extra, &[])
+    }
+
+    /// Like [`NodeProcess::start_with`], with `toml` appended to the
+    /// generated config.toml and extra environment variables.
+    pub fn start_configured(
+        dir: &Path,
+        bootstrap: &[SocketAddr],
+        toml: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let (listen, control, metrics) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let out = Command::new(BIN)
@@ -54,6 +68,11 @@ impl NodeProcess {
             .output()
             .unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        if !toml.is_empty() {
+            let path = dir.join("config.toml");
+            let config = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{config}\n{toml}\n")).unwrap();
+        }
         let mut node = NodeProcess {
             dir: dir.to_path_buf(),
             listen,
@@ -63,6 +82,7 @@ impl NodeProcess {
             bootstrap: bootstrap.to_vec(),
             amnesia: false,
             extra: extra.iter().map(ToString::to_string).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         node.spawn();
         node
@@ -80,6 +100,7 @@ impl NodeProcess {
             bootstrap: Vec::new(),
             amnesia: true,
             extra: Vec::new(),
+            env: Vec::new(),
         };
         node.spawn();
         node
@@ -102,6 +123,7 @@ impl NodeProcess {
             command.args(["--bootstrap", &list.join(",")]);
         }
         command.args(&self.extra);
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.env("ALLIUM_LOG", "debug").stdout(Stdio::null()).stderr(log);
         self.child = Some(command.spawn().unwrap());
     }
