@@ -35,7 +35,6 @@ pub(super) enum Role {
 /// A client stream opened by the workload, named by its command id.
 pub(super) struct ClientStream {
     node: NodeKey,
-    handle: Option<StreamHandle>,
     len: u64,
     nonce: u64,
     received: u64,
@@ -115,15 +114,14 @@ impl World {
     /// A stream arrival: a random live client opens a stream to a random destination.
     pub(super) fn start_stream(&mut self) {
         const PICKS: usize = 16;
+        // Clients are the nodes that do not relay, unless every node relays.
+        let everyone_relays = self.scenario.relays.fraction >= 1.0;
         let mut picked = None;
         for _ in 0..PICKS {
-            match self.workload.pick_node(&self.live) {
-                Some(key) if self.nodes[key].role == Role::Client => {
-                    picked = Some(key);
-                    break;
-                }
-                Some(key) => picked = picked.or(Some(key)).filter(|_| self.scenario.relays.fraction >= 1.0),
-                None => return,
+            let Some(key) = self.workload.pick_node(&self.live) else { return };
+            if everyone_relays || self.nodes[key].role == Role::Client {
+                picked = Some(key);
+                break;
             }
         }
         let Some(key) = picked else { return };
@@ -139,7 +137,7 @@ impl World {
         let port = 80;
         self.recorder.record(&TraceEvent::StreamStart { at: self.now, node, id, host: &host, port, nonce, len });
         self.pending.insert(id, Pending { node: key });
-        self.streams.clients.insert(id, ClientStream { node: key, handle: None, len, nonce, received: 0 });
+        self.streams.clients.insert(id, ClientStream { node: key, len, nonce, received: 0 });
         self.command(key, id, Command::OpenStream { host, port });
     }
 
@@ -233,8 +231,7 @@ impl World {
                 self.recorder.record(&TraceEvent::CircuitClosed { at, node, circuit: circuit.0, reason });
             }
             CircuitEvent::StreamOpened { id, stream, circuit } => {
-                let Some(client) = self.streams.clients.get_mut(&id) else { return };
-                client.handle = Some(stream);
+                let Some(client) = self.streams.clients.get(&id) else { return };
                 let data = destinations::request(client.len, client.nonce);
                 self.streams.by_handle.insert((key, stream), id);
                 self.recorder.record(&TraceEvent::StreamOpened { at, node, id, circuit: circuit.0 });
