@@ -7,7 +7,7 @@
 //! ```text
 //! offset  len    field
 //! 0       1      version (VERSION = 1)
-//! 1       32     alpha: the hop's blinded X25519 group element
+//! 1       32     alpha: the hop's blinded group element (Edwards y, sign bit 0)
 //! 33      265    beta: routing information, MAX_HOPS blocks of 53 bytes
 //! 298     16     gamma: keyed-BLAKE3 MAC of beta, truncated
 //! 314     2048   payload, Lioness-encrypted in layers
@@ -120,7 +120,8 @@ pub enum PacketError {
     /// The version byte is not [`VERSION`].
     #[error("unknown version {0}")]
     BadVersion(u8),
-    /// Alpha is a low-order point: the shared secret is all zero.
+    /// Alpha is not the canonical encoding of a curve point of large order
+    /// (sign bit set, y not below p, not on the curve, or low order).
     #[error("degenerate group element")]
     DegenerateAlpha,
     /// The header MAC does not verify (tampered header, or not our key).
@@ -293,7 +294,7 @@ fn process_inner(
     filter: Option<(&mut ReplayFilter, u64)>,
 ) -> Result<Processed, PacketError> {
     let Packet { header, mut payload } = packet;
-    let s = keys::mix_shared(sk, &header.alpha)?;
+    let (s, alpha) = keys::mix_shared(sk, &header.alpha)?;
     let k = keys::HopKeys::derive(&s, &header.alpha);
     let (routing, beta) = header.unwrap(&k)?;
     if let Some((filter, epoch)) = filter {
@@ -305,7 +306,7 @@ fn process_inner(
         Routing::Forward { next, delay_us, mac } => Processed::Forward {
             next,
             delay_us,
-            packet: Packet { header: Header { alpha: k.blind(&header.alpha), beta, gamma: mac }, payload },
+            packet: Packet { header: Header { alpha: k.blind(&alpha).0, beta, gamma: mac }, payload },
             replay_tag,
         },
         Routing::Final(Final::Deliver(recipient)) => {

@@ -267,3 +267,19 @@ fn a_surb_reply_comes_back_through_three_hops() {
     let (again, _) = surb.reply(b"again").unwrap();
     assert_eq!(process_checked(&back[0].sk, 0, &mut filter, again), Err(PacketError::Replay));
 }
+
+#[test]
+fn the_edwards_form_computes_exactly_x25519_and_has_one_encoding() {
+    let m = mixes(1, 21);
+    let (packet, _) = Packet::create(&mut rng(22), &path(&m), RECIPIENT, b"m").unwrap();
+    let alpha = packet.header().alpha;
+    let (s, point) = keys::mix_shared(&m[0].sk, &alpha).unwrap();
+    let u = point.to_montgomery().to_bytes();
+    assert_eq!(*s, x25519_dalek::x25519(*m[0].sk.as_bytes(), u));
+    let mut flipped = alpha;
+    flipped[31] |= 0x80;
+    assert_eq!(keys::mix_shared(&m[0].sk, &flipped).err(), Some(PacketError::DegenerateAlpha));
+    let mut above_p = [0xff; 32];
+    above_p[31] = 0x7f;
+    assert_eq!(keys::mix_shared(&m[0].sk, &above_p).err(), Some(PacketError::DegenerateAlpha));
+}
