@@ -32,6 +32,7 @@ use super::replay::ReplayTag;
 use crate::crypto::{KxPublic, KxSecret, ct_eq, kdf};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 const ROUTING_CONTEXT: &str = "allium 2026-12 mix v1 routing stream key";
@@ -140,12 +141,21 @@ pub(crate) fn mix_shared(sk: &KxSecret, alpha: &[u8; 32]) -> Result<(Zeroizing<[
 /// The sender's side: from the ephemeral secret `x` and the hops' public
 /// keys, `alpha_0` (encoded) and every hop's keys. A hop key that is not a
 /// curve point of large order is refused with [`PacketError::DegenerateHopKey`].
+///
+/// Hop `i`'s group element is `[c_i] G` with the integer
+/// `c_i = clamp(x) · clamp(b_0) ⋯ clamp(b_{i-1})`, a multiple of 8. The
+/// sender tracks `d_i = c_i / 8 mod l` as a scalar, so each hop costs one
+/// fixed-base multiplication (`alpha_i = [8 d_i] G`, G of prime order l)
+/// and one variable-base one: `s_i = u([8]([d_i] PK_i))`, which equals
+/// `u([c_i] PK_i)` even if `PK_i` has a small-order component (the final
+/// `[8]` clears it, as the clamped `c_i` does).
 pub(crate) fn sender_keys(
     x: &[u8; 32],
     hop_keys: impl ExactSizeIterator<Item = KxPublic>,
 ) -> Result<([u8; 32], Vec<HopKeys>), PacketError> {
-    let mut point = EdwardsPoint::mul_base_clamped(*x);
-    let mut alpha = encode(&point);
+    let eight = Scalar::from(8u8);
+    let mut d = Zeroizing::new(Scalar::from_bytes_mod_order(div8(&clamp_integer(*x))));
+    let mut alpha = encode(&EdwardsPoint::mul_base(&(*d * eight)));
     let alpha0 = alpha;
     let n = hop_keys.len();
     let mut keys: Vec<HopKeys> = Vec::with_capacity(n);
@@ -156,10 +166,7 @@ pub(crate) fn sender_keys(
         if pk_point.is_small_order() {
             return Err(degenerate);
         }
-        let mut acc = pk_point.mul_clamped(*x);
-        for earlier in &keys {
-            acc = acc.mul_clamped(earlier.blinding);
-        }
+        let mut acc = (pk_point * *d).mul_by_cofactor();
         let s = Zeroizing::new(acc.to_montgomery().to_bytes());
         acc.zeroize();
         if is_zero(&s) {
@@ -167,9 +174,20 @@ pub(crate) fn sender_keys(
         }
         let k = HopKeys::derive(&s, &alpha);
         if hop + 1 < n {
-            (alpha, point) = k.blind(&point);
+            *d *= Scalar::from_bytes_mod_order(clamp_integer(k.blinding));
+            alpha = encode(&EdwardsPoint::mul_base(&(*d * eight)));
         }
         keys.push(k);
     }
     Ok((alpha0, keys))
+}
+
+/// A clamped scalar (a multiple of 8 below 2^255) divided by 8, exactly.
+fn div8(v: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        let high = v.get(i + 1).map_or(0, |b| b << 5);
+        *o = (v[i] >> 3) | high;
+    }
+    out
 }

@@ -283,3 +283,17 @@ fn the_edwards_form_computes_exactly_x25519_and_has_one_encoding() {
     above_p[31] = 0x7f;
     assert_eq!(keys::mix_shared(&m[0].sk, &above_p).err(), Some(PacketError::DegenerateAlpha));
 }
+
+#[test]
+fn a_hop_key_with_a_small_order_component_still_agrees() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::montgomery::MontgomeryPoint;
+    let mut m = mixes(3, 31);
+    // The same secret's public point plus a point of order 8: X25519's
+    // clamping (a multiple of 8) makes the mix's secret agree all the same.
+    let honest = MontgomeryPoint(m[1].hop.key.0).to_edwards(0).unwrap();
+    m[1].hop.key = KxPublic((honest + EIGHT_TORSION[1]).to_montgomery().to_bytes());
+    let (packet, _) = Packet::create(&mut rng(32), &path(&m), RECIPIENT, b"torsion").unwrap();
+    let Processed::Deliver { message, .. } = run(&m, packet).unwrap() else { panic!("not delivered") };
+    assert_eq!(message, b"torsion");
+}
