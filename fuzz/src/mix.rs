@@ -5,7 +5,8 @@
 use allium_engine::crypto::{CryptoSuite, KxSecret};
 use allium_engine::identity::NodeId;
 use allium_engine::mix::packet::{
-    self, HEADER_LEN, Hop, MAX_HOPS, MAX_MESSAGE_LEN, PACKET_LEN, Packet, PacketError, Processed, VERSION,
+    self, HEADER_LEN, Hop, MAX_HOPS, MAX_MESSAGE_LEN, PACKET_LEN, Packet, PacketError, Processed, SURB_LEN, Surb,
+    VERSION,
 };
 use allium_engine::rng::NodeSeed;
 use bolero::TypeGenerator;
@@ -30,7 +31,8 @@ fn mixes() -> Vec<(KxSecret, Hop)> {
 /// or a same-size forward packet, never a panic. The same bytes are also
 /// tried resized to [`PACKET_LEN`] with the right version, and XORed onto a
 /// valid one-hop packet: any non-zero change there is refused (the header
-/// MAC or the payload's integrity marker catches it).
+/// MAC or the payload's integrity marker catches it). The SURB decoder
+/// gets the same bytes, raw and resized to [`SURB_LEN`].
 pub fn mix_packet_decode(bytes: &[u8]) {
     let m = mixes();
     check_decode(&m[0].0, bytes);
@@ -38,6 +40,11 @@ pub fn mix_packet_decode(bytes: &[u8]) {
     sized.resize(PACKET_LEN, 0);
     sized[0] = VERSION;
     check_decode(&m[0].0, &sized);
+
+    check_surb(&m[0].0, bytes);
+    let mut surb_sized = bytes.to_vec();
+    surb_sized.resize(SURB_LEN, 0);
+    check_surb(&m[0].0, &surb_sized);
 
     let mut rng = NodeSeed::from_bytes([1; 32]).stream("fuzz mix decode");
     let path = [m[0].1];
@@ -74,6 +81,23 @@ fn check_decode(sk: &KxSecret, bytes: &[u8]) {
         Err(PacketError::BadLength { len }) => assert!(len == bytes.len() && len != PACKET_LEN),
         Err(PacketError::BadVersion(v)) => assert!(bytes.len() == PACKET_LEN && v == bytes[0] && v != VERSION),
         Err(e) => panic!("decode error {e:?}"),
+    }
+}
+
+/// [`Surb::from_bytes`] refuses exactly a wrong length; a parsed SURB
+/// writes back to the same bytes, and a reply through it (whatever its
+/// header holds) is a full-size packet that a mix refuses or processes
+/// without panicking.
+fn check_surb(sk: &KxSecret, bytes: &[u8]) {
+    match Surb::from_bytes(bytes) {
+        Ok(surb) => {
+            assert_eq!(surb.to_bytes(), bytes);
+            let (reply, first) = surb.reply(b"fuzz reply").expect("message fits");
+            assert_eq!(first.0, bytes[..32]);
+            assert_eq!(reply.to_bytes().len(), PACKET_LEN);
+            let _ = packet::process(sk, reply);
+        }
+        Err(e) => assert_eq!((e, bytes.len() == SURB_LEN), (PacketError::BadLength { len: bytes.len() }, false)),
     }
 }
 
