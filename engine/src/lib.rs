@@ -47,6 +47,7 @@
 //! * [`dht`]: Kademlia (routing table, lookups, records, providers).
 //! * [`overlay`]: content-addressed objects (chunks, manifests, fetch, replication).
 //! * [`circuit`]: onion circuits and streams (relays, cells, handshakes, exits).
+//! * [`mix`]: the mixnet (Sphinx packets so far).
 //! * [`wire`]: datagram framing and the control-message codec.
 //! * [`crypto`]: the [`CryptoSuite`], AEAD, key agreement, KDF.
 //! * [`identity`]: Ed25519 identity and [`NodeId`].
@@ -60,6 +61,7 @@ pub mod crypto;
 pub mod dht;
 pub mod identity;
 pub mod metrics;
+pub mod mix;
 pub mod node;
 pub mod overlay;
 pub mod params;

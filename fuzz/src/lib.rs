@@ -28,6 +28,8 @@
 //!   payloads into fresh and primed channels).
 //! * [`codec`]: targets for the byte-level decoders (framing, DHT messages,
 //!   persisted state).
+//! * [`mix`]: the mixnet's Sphinx packets (decoder, processing, round
+//!   trips with SURB replies).
 //! * [`model`]: fuzzer-generated descriptions of DHT messages, turned into
 //!   structurally valid engine values.
 //! * [`node`]: the `node_inputs` target, a node driven by a script of
@@ -44,6 +46,7 @@ pub mod circuit_channel;
 pub mod circuit_directory;
 pub mod circuit_relay;
 pub mod codec;
+pub mod mix;
 pub mod model;
 pub mod node;
 pub mod overlay;
