@@ -27,7 +27,7 @@
 //! * `net.delivered`, `net.dropped.<cause>`: from the trace; `net.sent`, `net.delayed`,
 //!   `net.duplicated` and `sim.*` counters are added by the world, and the engine's own
 //!   counters (for example `wire.rejected`, `dht.requests.sent`) are summed over all nodes.
-//! * `circuit.*` and `stream.*`: see [`circuit`](self::circuit) (built circuits, stream
+//! * `circuit.*` and `stream.*`: see `stats/circuit.rs` (built circuits, stream
 //!   throughput and time to first byte, corrupted bytes).
 //!
 //! Percentiles are exact: every sample is kept and sorted at the end, and

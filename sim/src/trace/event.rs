@@ -432,7 +432,7 @@ pub enum TraceEvent<'a> {
         reason: &'static str,
     },
     /// The workload opened a stream: the client asks `host:port` for a
-    /// `len`-byte response whose content is [`crate::world::stream_content`]`(nonce)`.
+    /// `len`-byte response whose content is [`crate::destinations::response_bytes`] for `nonce`.
     StreamStart {
         /// When.
         at: u64,
