@@ -161,20 +161,25 @@ impl World {
         }
     }
 
-    /// One relay replacement: a random live relay leaves for good and a fresh relay joins.
+    /// One relay replacement: a random live relay leaves for good and a fresh
+    /// relay joins (nothing happens if random picks find no live relay).
     pub(super) fn relay_churn(&mut self) {
         const PICKS: usize = 32;
+        let mut left = false;
         for _ in 0..PICKS {
             let live = self.live.len() as u64;
             let Some(key) = self.live.get(below(&mut self.churn_rng, live.max(1)) as usize) else { break };
             if self.nodes[key].role != Role::Client {
                 self.crash(key, true);
+                left = true;
                 break;
             }
         }
-        let count = self.scenario.join.bootstrap_peers;
-        let bootstrap = Self::pick_bootstrap(&self.live, &self.nodes, count, &mut self.churn_rng);
-        self.spawn_with(bootstrap, true);
+        if left {
+            let count = self.scenario.join.bootstrap_peers;
+            let bootstrap = Self::pick_bootstrap(&self.live, &self.nodes, count, &mut self.churn_rng);
+            self.spawn_with(bootstrap, true);
+        }
         self.schedule_relay_churn();
     }
 
