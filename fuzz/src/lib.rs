@@ -47,6 +47,8 @@ pub mod circuit_directory;
 pub mod circuit_relay;
 pub mod codec;
 pub mod mix;
+pub mod mix_descriptor;
+pub mod mix_message;
 pub mod model;
 pub mod node;
 pub mod overlay;

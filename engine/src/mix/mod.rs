@@ -14,4 +14,9 @@
 //! later. `README.md` in this folder lays out the packet and argues why the
 //! construction is sound.
 
+pub mod address;
+pub mod descriptor;
+pub mod message;
 pub mod packet;
+pub mod reassembly;
+pub mod strategy;
