@@ -292,7 +292,7 @@ impl NodeRuntime {
         if relay.enabled {
             tracing::info!(region = relay.region, exit = relay.exit_policy.is_exit(), "relaying circuits");
         }
-        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay };
+        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay, mix: Default::default() };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
         #[cfg(feature = "test-hooks")]
@@ -500,6 +500,7 @@ impl NodeRuntime {
             }
             Event::Circuit(event) => self.on_circuit_event(event),
             Event::Overlay(event) => self.on_overlay_event(event),
+            Event::Mix(event) => tracing::debug!(?event, "mixnet event"),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);

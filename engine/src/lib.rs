@@ -68,6 +68,7 @@ pub mod params;
 pub mod persist;
 pub mod rng;
 pub mod time;
+pub mod timers;
 pub mod wire;
 
 pub use crypto::CryptoSuite;

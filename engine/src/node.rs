@@ -7,6 +7,7 @@ use crate::circuit::{CircuitDhtRequest, CircuitEvent, CircuitHandle, Circuits, R
 use crate::dht::{Dht, DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
+use crate::mix::{MixAddress, MixConfig, MixDhtRequest, MixEvent, Mixnet, ReplyHandle};
 use crate::overlay::{ByteRange, Cid, ContentStore, Context, DhtRequest, Metadata, Overlay, OverlayEvent};
 use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
@@ -45,6 +46,8 @@ pub struct NodeConfig {
     pub content: Box<dyn ContentStore>,
     /// Whether and how the node relays circuits (region, bandwidth, exit policy).
     pub relay: RelayConfig,
+    /// The node's part in the mixnet (mix, provider, client).
+    pub mix: MixConfig,
 }
 
 /// An input to [`Node::handle_input`].
@@ -166,6 +169,23 @@ pub enum Command {
         /// The circuit.
         circuit: CircuitHandle,
     },
+    /// Send a message through the mixnet (this node must be a mix client);
+    /// see [`MixEvent::Delivered`].
+    MixSend {
+        /// The recipient's mix address.
+        recipient: MixAddress,
+        /// The message (at most `mix.max_message_bytes`).
+        data: Vec<u8>,
+        /// Reply blocks to include, so the recipient can answer (at most 16).
+        reply_blocks: u8,
+    },
+    /// Answer a received message through its reply blocks.
+    MixReply {
+        /// From [`MixEvent::Received`].
+        handle: ReplyHandle,
+        /// The answer.
+        data: Vec<u8>,
+    },
 }
 
 /// Something the node wants done or wants known.
@@ -193,6 +213,8 @@ pub enum Event {
     Overlay(OverlayEvent),
     /// A circuit, stream or relay event.
     Circuit(CircuitEvent),
+    /// A mixnet event.
+    Mix(MixEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -214,6 +236,7 @@ pub enum Event {
 enum Asker {
     Overlay,
     Circuits,
+    Mixnet,
 }
 
 /// One Allium node. See the crate documentation for the polling contract.
@@ -224,6 +247,7 @@ pub struct Node {
     dht: Dht,
     overlay: Overlay,
     circuits: Circuits,
+    mixnet: Mixnet,
     /// Internal command id → the machine that asked for a DHT operation and its token.
     internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
@@ -239,7 +263,7 @@ impl Node {
 
     /// A node rebuilt from what it persisted before a restart.
     pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay } = config;
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix } = config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -252,12 +276,14 @@ impl Node {
         );
         let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
+        let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
         Node {
             identity,
             params,
             dht,
             overlay,
             circuits,
+            mixnet,
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
@@ -295,6 +321,11 @@ impl Node {
         &self.circuits
     }
 
+    /// Read access to the mixnet machine (address, topology, queues).
+    pub fn mixnet(&self) -> &Mixnet {
+        &self.mixnet
+    }
+
     /// Test hooks of the circuit machine (fault injection).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn circuits_mut(&mut self) -> &mut Circuits {
@@ -311,6 +342,7 @@ impl Node {
                 self.dht.handle_timeout(now);
                 self.overlay.handle_timeout(now);
                 self.circuits.handle_timeout(now);
+                self.mixnet.handle_timeout(now);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -331,9 +363,11 @@ impl Node {
                         match event.command().and_then(|id| self.internal.remove(&id)) {
                             Some((Asker::Overlay, token)) => self.overlay.on_dht_event(now, token, event),
                             Some((Asker::Circuits, token)) => self.circuits.on_dht_event(now, token, event),
+                            Some((Asker::Mixnet, token)) => self.mixnet.on_dht_event(now, token, event),
                             None => {
                                 if let DhtEvent::Bootstrapped { .. } = event {
                                     self.circuits.on_bootstrapped(now);
+                                    self.mixnet.on_bootstrapped(now);
                                 }
                                 self.outputs.push_back(Output::Event(Event::Dht(event)))
                             }
@@ -387,6 +421,27 @@ impl Node {
                 moved = true;
                 self.outputs.push_back(output);
             }
+            while let Some((token, request)) = self.mixnet.poll_dht_request() {
+                moved = true;
+                let id = self.next_internal;
+                self.next_internal += 1;
+                self.internal.insert(id, (Asker::Mixnet, token));
+                match request {
+                    MixDhtRequest::Put { name, value } => {
+                        if let Err(reason) = self.dht.put_value(now, id, &self.identity, &name, value) {
+                            self.internal.remove(&id);
+                            self.outputs.push_back(Output::Event(Event::CommandRejected { id, reason }));
+                        }
+                    }
+                    MixDhtRequest::Provide(key) => self.dht.provide(now, id, &self.identity, key),
+                    MixDhtRequest::FindProviders(key) => self.dht.find_providers(now, id, key),
+                    MixDhtRequest::GetValue(key) => self.dht.get_value(now, id, key),
+                }
+            }
+            while let Some(output) = self.mixnet.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
             if !moved {
                 break;
             }
@@ -405,6 +460,9 @@ impl Node {
                 self.overlay.handle_datagram(now, from, body, &ctx)
             }
             MessageKind::Circuit => self.circuits.handle_datagram(now, from, bytes),
+            MessageKind::Mix | MessageKind::MixDelivery | MessageKind::MixControl => {
+                self.mixnet.handle_datagram(now, from, kind, bytes)
+            }
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -473,6 +531,10 @@ impl Node {
             }
             Command::ExitConnected { stream } => self.circuits.stream_command(now, stream, StreamOp::Connected),
             Command::CloseCircuit { circuit } => self.circuits.close_circuit(now, circuit),
+            Command::MixSend { recipient, data, reply_blocks } => {
+                self.mixnet.send(now, id, recipient, data, reply_blocks).map_err(|e| e.to_string())
+            }
+            Command::MixReply { handle, data } => self.mixnet.reply(now, id, handle, data).map_err(|e| e.to_string()),
         }
     }
 
@@ -484,14 +546,17 @@ impl Node {
 
     /// The earliest instant at which the node wants [`Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.dht.poll_timeout(), self.overlay.poll_timeout(), self.circuits.poll_timeout()].into_iter().flatten().min()
+        [self.dht.poll_timeout(), self.overlay.poll_timeout(), self.circuits.poll_timeout(), self.mixnet.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
         let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
-        for (name, value) in machines.chain(self.circuits.metrics().iter()) {
+        for (name, value) in machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter()) {
             all.add(name, value);
         }
         all

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::circuit::CircuitParams;
 pub use crate::dht::DhtParams;
+pub use crate::mix::MixParams;
 pub use crate::overlay::OverlayParams;
 
 /// All engine parameters, one section per protocol.
@@ -23,6 +24,8 @@ pub struct Params {
     pub overlay: OverlayParams,
     /// Onion-circuit and stream parameters (`[circuit]`).
     pub circuit: CircuitParams,
+    /// Mixnet parameters (`[mix]`).
+    pub mix: MixParams,
 }
 
 /// Why a parameter override was refused.
@@ -64,7 +67,8 @@ impl Params {
     pub fn validate(&self) -> Result<(), ParamError> {
         self.dht.validate()?;
         self.overlay.validate()?;
-        self.circuit.validate()
+        self.circuit.validate()?;
+        self.mix.validate()
     }
 }
 

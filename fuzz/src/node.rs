@@ -465,7 +465,7 @@ impl Harness {
                         }
                         Event::CommandRejected { id, .. } => assert!(self.commands.contains(&id)),
                         Event::Dht(event) => self.dht_event(&event),
-                        Event::Overlay(_) | Event::Circuit(_) => {}
+                        Event::Overlay(_) | Event::Circuit(_) | Event::Mix(_) => {}
                     }
                 }
             }

@@ -90,6 +90,7 @@ pub fn node_config(params: Params, bootstrap: Vec<Addr>) -> NodeConfig {
         bootstrap,
         content: Box::<MemoryStore>::default(),
         relay: Default::default(),
+        mix: Default::default(),
     }
 }
 

@@ -36,6 +36,13 @@ pub enum MessageKind {
     Overlay = 2,
     /// An onion cell: fixed size, laid out by hand (see `circuit::cell`).
     Circuit = 3,
+    /// A Sphinx mix packet: fixed size, laid out by hand (see `mix::packet`).
+    Mix = 4,
+    /// A provider's delivery to its client: the same size as a mix packet
+    /// (see `mix::frame`).
+    MixDelivery = 5,
+    /// A client's subscription to its provider, and the answer.
+    MixControl = 6,
 }
 
 impl MessageKind {
@@ -45,6 +52,9 @@ impl MessageKind {
             1 => Some(MessageKind::Dht),
             2 => Some(MessageKind::Overlay),
             3 => Some(MessageKind::Circuit),
+            4 => Some(MessageKind::Mix),
+            5 => Some(MessageKind::MixDelivery),
+            6 => Some(MessageKind::MixControl),
             _ => None,
         }
     }

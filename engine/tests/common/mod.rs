@@ -4,6 +4,7 @@
 
 use allium_engine::circuit::{CircuitEvent, RelayConfig, StreamHandle};
 use allium_engine::dht::DhtEvent;
+use allium_engine::mix::{MixConfig, MixEvent};
 use allium_engine::overlay::MemoryStore;
 use allium_engine::rng::{EngineRng, unit_f64};
 use allium_engine::{
@@ -40,6 +41,8 @@ pub struct Net {
     pub corrupt_from: BTreeSet<usize>,
     /// Relay settings by node index (default: not a relay).
     pub relays: BTreeMap<usize, RelayConfig>,
+    /// Mixnet roles by node index (default: none).
+    pub mixes: BTreeMap<usize, MixConfig>,
     /// Probability that a datagram is lost.
     pub loss: f64,
     loss_rng: EngineRng,
@@ -140,6 +143,7 @@ impl Net {
             lose_next: 0,
             corrupt_from: BTreeSet::new(),
             relays: BTreeMap::new(),
+            mixes: BTreeMap::new(),
             loss: 0.0,
             loss_rng: NodeSeed::derive(seed, u64::MAX).stream("harness loss"),
             serve_exits: true,
@@ -160,6 +164,7 @@ impl Net {
             bootstrap,
             content: Box::new(self.stores[index].clone()),
             relay: self.relays.get(&index).cloned().unwrap_or_default(),
+            mix: self.mixes.get(&index).copied().unwrap_or_default(),
         }
     }
 
@@ -325,6 +330,18 @@ impl Net {
 }
 
 impl Net {
+    /// Mixnet events of node `index`, in order.
+    pub fn mix_events(&self, index: usize) -> Vec<&MixEvent> {
+        self.events
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .filter_map(|(_, e)| match e {
+                Event::Mix(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Circuit events of node `index`, in order.
     pub fn circuit_events(&self, index: usize) -> Vec<&CircuitEvent> {
         self.events

@@ -51,6 +51,7 @@ impl World {
             bootstrap,
             content: Box::new(content.clone()),
             relay,
+            mix: Default::default(),
         }
     }
 
