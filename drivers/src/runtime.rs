@@ -292,7 +292,16 @@ impl NodeRuntime {
         if relay.enabled {
             tracing::info!(region = relay.region, exit = relay.exit_policy.is_exit(), "relaying circuits");
         }
-        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay, mix: Default::default() };
+        let config = NodeConfig {
+            identity,
+            seed,
+            params,
+            local_addr: listen,
+            bootstrap,
+            content,
+            relay,
+            mix: Default::default(),
+        };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
         #[cfg(feature = "test-hooks")]

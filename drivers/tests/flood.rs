@@ -20,6 +20,8 @@ fn malformed(bytes: &[u8]) -> bool {
         Ok((MessageKind::Dht, body)) => DhtMessage::decode(body).is_err(),
         Ok((MessageKind::Overlay, body)) => allium_engine::overlay::OverlayMessage::decode(body).is_err(),
         Ok((MessageKind::Circuit, _)) => allium_engine::circuit::cell::Cell::parse(bytes).is_err(),
+        // The node takes no part in the mixnet and refuses all of it.
+        Ok((MessageKind::Mix | MessageKind::MixDelivery | MessageKind::MixControl, _)) => true,
     }
 }
 

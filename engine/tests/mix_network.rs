@@ -157,7 +157,8 @@ fn lost_packets_are_sent_again() {
     let mut net = network(3, params());
     net.loss = 0.05;
     let data = message(20_000, 4);
-    let id = net.command(A, Command::MixSend { recipient: address(&net, B).unwrap(), data: data.clone(), reply_blocks: 0 });
+    let id =
+        net.command(A, Command::MixSend { recipient: address(&net, B).unwrap(), data: data.clone(), reply_blocks: 0 });
     net.run_for(Duration::from_secs(60));
     assert_eq!(received(&net, B).first().map(|r| &r.0), Some(&data));
     assert!(delivered(&net, A, id));
@@ -227,7 +228,8 @@ fn pool_mixing_delivers() {
     p.mix.pool_interval_ms = 200;
     let mut net = network(7, p);
     let data = message(4000, 7);
-    let id = net.command(A, Command::MixSend { recipient: address(&net, B).unwrap(), data: data.clone(), reply_blocks: 0 });
+    let id =
+        net.command(A, Command::MixSend { recipient: address(&net, B).unwrap(), data: data.clone(), reply_blocks: 0 });
     net.run_for(Duration::from_secs(15));
     assert_eq!(received(&net, B).first().map(|r| &r.0), Some(&data));
     assert!(delivered(&net, A, id));
@@ -237,7 +239,10 @@ fn pool_mixing_delivers() {
 fn the_same_seed_gives_the_same_run() {
     let run = |seed| {
         let mut net = network(seed, params());
-        net.command(A, Command::MixSend { recipient: address(&net, C).unwrap(), data: message(3000, 8), reply_blocks: 1 });
+        net.command(
+            A,
+            Command::MixSend { recipient: address(&net, C).unwrap(), data: message(3000, 8), reply_blocks: 1 },
+        );
         net.run_for(Duration::from_secs(5));
         net.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()
     };

@@ -371,6 +371,10 @@ impl Harness {
             MessageKind::Circuit => {
                 allium_engine::circuit::cell::Cell::parse(bytes).map(|_| ()).map_err(WireError::from)
             }
+            // The node takes no part in the mixnet: whatever decodes is refused.
+            MessageKind::Mix | MessageKind::MixDelivery => Err(WireError::Protocol("not a mixnet node")),
+            MessageKind::MixControl => allium_engine::mix::frame::Control::parse(body, &self.local)
+                .and(Err(WireError::Protocol("not a mixnet node"))),
         }
     }
 

@@ -200,7 +200,12 @@ impl Mixnet {
     }
 
     /// A SURB from `their_provider` through every layer to this client.
-    fn make_surb(&mut self, now: Instant, their_provider: crate::identity::NodeId, purpose: SurbPurpose) -> Option<Surb> {
+    fn make_surb(
+        &mut self,
+        now: Instant,
+        their_provider: crate::identity::NodeId,
+        purpose: SurbPurpose,
+    ) -> Option<Surb> {
         let own = self.client.as_ref()?.provider?;
         let hops = self.path(their_provider, own)?;
         let (surb, keys) = Surb::create(&mut self.rng, &hops, self.local.id).ok()?;
@@ -439,7 +444,13 @@ impl Mixnet {
     }
 
     /// A delivery from the provider.
-    pub(super) fn on_delivery(&mut self, now: Instant, from: Addr, datagram: &[u8], body: &[u8]) -> Result<(), WireError> {
+    pub(super) fn on_delivery(
+        &mut self,
+        now: Instant,
+        from: Addr,
+        datagram: &[u8],
+        body: &[u8],
+    ) -> Result<(), WireError> {
         if self.from_provider(from).is_none() {
             self.metrics.incr("mix.client.stranger_delivery");
             return Err(WireError::Protocol("delivery from a node that is not our provider"));
@@ -485,11 +496,18 @@ impl Mixnet {
         }
     }
 
-    fn on_reply(&mut self, now: Instant, surb_id: SurbId, payload: &[u8; super::packet::PAYLOAD_LEN]) -> Option<PacketKind> {
+    fn on_reply(
+        &mut self,
+        now: Instant,
+        surb_id: SurbId,
+        payload: &[u8; super::packet::PAYLOAD_LEN],
+    ) -> Option<PacketKind> {
         let (_, keys, purpose) = self.client.as_mut()?.surbs.remove(&surb_id)?;
         let opened = keys.open(payload).ok()?;
         match (Inner::decode(&opened).ok()?, purpose) {
-            (Inner::Ack { message, index }, SurbPurpose::Ack { message: m, index: i }) if (message, index) == (m, i) => {
+            (Inner::Ack { message, index }, SurbPurpose::Ack { message: m, index: i })
+                if (message, index) == (m, i) =>
+            {
                 self.on_ack(message, index);
                 Some(PacketKind::Ack)
             }

@@ -66,7 +66,11 @@ impl Delivery {
     /// Parses a delivery body (the datagram after its 2-byte header).
     pub fn parse(body: &[u8]) -> Result<Delivery, WireError> {
         if body.len() != PACKET_LEN {
-            return Err(if body.len() < PACKET_LEN { WireError::Truncated } else { WireError::Protocol("delivery size") });
+            return Err(if body.len() < PACKET_LEN {
+                WireError::Truncated
+            } else {
+                WireError::Protocol("delivery size")
+            });
         }
         let len = usize::from(u16::from_le_bytes([body[17], body[18]]));
         let content = body.get(PREFIX..PREFIX + len).ok_or(WireError::InvalidField("delivery length"))?;

@@ -306,9 +306,7 @@ impl Mixnet {
                 let ids = providers.iter().map(|p| p.provider.id).collect();
                 self.on_found(now, ids)
             }
-            (DhtPurpose::Descriptor(id), DhtEvent::GetFinished { record, .. }) => {
-                self.on_descriptor(now, id, record)
-            }
+            (DhtPurpose::Descriptor(id), DhtEvent::GetFinished { record, .. }) => self.on_descriptor(now, id, record),
             _ => self.metrics.incr("mix.dht.unexpected_answer"),
         }
     }

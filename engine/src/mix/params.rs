@@ -124,8 +124,9 @@ impl Default for MixParams {
 impl MixParams {
     /// Checks ranges and cross-field constraints.
     pub fn validate(&self) -> Result<(), ParamError> {
-        let bad =
-            |key: &str, reason: &str| Err(ParamError::InvalidValue { key: format!("mix.{key}"), reason: reason.into() });
+        let bad = |key: &str, reason: &str| {
+            Err(ParamError::InvalidValue { key: format!("mix.{key}"), reason: reason.into() })
+        };
         if !(1..=super::descriptor::MAX_LAYERS).contains(&self.layers) {
             return bad("layers", "must be 1 ..= 3");
         }
@@ -147,7 +148,10 @@ impl MixParams {
             return bad("pool_interval_ms", "need pool_interval_ms > 0 and 0 <= pool_keep < pool_threshold");
         }
         if self.key_epoch_secs < 60 || self.topology_refresh_secs == 0 || self.subscription_secs < 3 {
-            return bad("key_epoch_secs", "need key_epoch_secs >= 60, topology_refresh_secs > 0, subscription_secs >= 3");
+            return bad(
+                "key_epoch_secs",
+                "need key_epoch_secs >= 60, topology_refresh_secs > 0, subscription_secs >= 3",
+            );
         }
         if self.queue_capacity == 0
             || self.send_queue_packets == 0

@@ -319,10 +319,7 @@ mod tests {
         assert_eq!(r.insert(t(0), id(1), 0, 1, b"b"), Err(ReassemblyError::CountMismatch { expected: 3, got: 1 }));
         assert_eq!(r.insert(t(0), id(1), 1, 3, b"b"), Ok(None));
         assert_eq!(r.insert(t(0), id(1), 2, 3, b"c"), Ok(Some(b"abc".to_vec())));
-        assert_eq!(
-            ReassemblyError::BadFragment { index: 0, count: 0 }.metric(),
-            "mix.reassembly.rejected.fragment"
-        );
+        assert_eq!(ReassemblyError::BadFragment { index: 0, count: 0 }.metric(), "mix.reassembly.rejected.fragment");
         assert_eq!(ReassemblyError::CountMismatch { expected: 1, got: 2 }.metric(), "mix.reassembly.rejected.count");
     }
 

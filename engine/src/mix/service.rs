@@ -26,8 +26,8 @@ use crate::time::Instant;
 use crate::wire::WireError;
 use core::time::Duration;
 use rand_core::Rng;
-use zeroize::Zeroizing;
 use std::collections::{BTreeMap, VecDeque};
+use zeroize::Zeroizing;
 
 /// A packet held by a mix.
 #[derive(Debug)]
