@@ -30,6 +30,8 @@
 //!   persisted state).
 //! * [`mix`]: the mixnet's Sphinx packets (decoder, processing, round
 //!   trips with SURB replies).
+//! * [`mix_provider`]: provider-to-client frames, and a mixnet provider
+//!   driven by a script of packets, subscriptions and time.
 //! * [`model`]: fuzzer-generated descriptions of DHT messages, turned into
 //!   structurally valid engine values.
 //! * [`node`]: the `node_inputs` target, a node driven by a script of
@@ -49,6 +51,7 @@ pub mod codec;
 pub mod mix;
 pub mod mix_descriptor;
 pub mod mix_message;
+pub mod mix_provider;
 pub mod model;
 pub mod node;
 pub mod overlay;

@@ -194,6 +194,12 @@ impl Mixnet {
         Some(MixAddress { recipient: self.local.id, key: self.identity.public().onion_key, provider: client.provider? })
     }
 
+    /// This node's signed descriptor as it would publish it now (`None`
+    /// unless it is a mix or provider).
+    pub fn descriptor(&self) -> Option<descriptor::MixDescriptor> {
+        self.own_descriptor()
+    }
+
     /// The layer this node mixes in, if it is a mix.
     pub fn layer(&self) -> Option<u8> {
         self.service.as_ref().and_then(Service::layer)
