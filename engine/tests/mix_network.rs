@@ -144,6 +144,13 @@ fn every_mix_datagram_has_one_size_and_never_leaves_as_it_came() {
         }
     }
     assert_eq!(sizes.len(), 1, "one size: {sizes:?}");
+    let kinds: std::collections::BTreeSet<u8> = net
+        .transmits
+        .iter()
+        .filter(|(_, _, b)| matches!(split(b), Ok((MessageKind::Mix | MessageKind::MixDelivery, _))))
+        .map(|(_, _, b)| b[1])
+        .collect();
+    assert_eq!(kinds.len(), 2, "packets and deliveries both seen");
     for (from, to, bytes) in &net.transmits {
         let to = (0..net.len()).find(|&i| addr(i) == *to).unwrap();
         if matches!(split(bytes), Ok((MessageKind::Mix, _))) {

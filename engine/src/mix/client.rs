@@ -253,10 +253,10 @@ impl Mixnet {
         let content = Inner::Loop { nonce }.encode();
         let me = self.identity.public().onion_key;
         let Ok(sealed) = message::seal(self.suite, &mut self.rng, &me, &content) else { return };
-        if self.send_forward(own, self.local.id, &sealed, PacketKind::LoopCover) {
-            if let Some(c) = self.client.as_mut() {
-                c.loops.insert(nonce, now);
-            }
+        if self.send_forward(own, self.local.id, &sealed, PacketKind::LoopCover)
+            && let Some(c) = self.client.as_mut()
+        {
+            c.loops.insert(nonce, now);
         }
     }
 
@@ -451,7 +451,7 @@ impl Mixnet {
         datagram: &[u8],
         body: &[u8],
     ) -> Result<(), WireError> {
-        if self.from_provider(from).is_none() {
+        if self.provider_at(from).is_none() {
             self.metrics.incr("mix.client.stranger_delivery");
             return Err(WireError::Protocol("delivery from a node that is not our provider"));
         }
@@ -573,7 +573,7 @@ impl Mixnet {
     }
 
     /// The provider's address, if `from` is it.
-    fn from_provider(&self, from: Addr) -> Option<crate::identity::NodeId> {
+    fn provider_at(&self, from: Addr) -> Option<crate::identity::NodeId> {
         let provider = self.client.as_ref()?.provider?;
         (self.topology.addr(&provider) == Some(from)).then_some(provider)
     }
@@ -581,14 +581,14 @@ impl Mixnet {
     /// The provider's challenge: answer it.
     pub(super) fn on_challenge(&mut self, from: Addr, nonce: [u8; 16]) -> Result<(), WireError> {
         let provider =
-            self.from_provider(from).ok_or(WireError::Protocol("challenge from a node that is not our provider"))?;
+            self.provider_at(from).ok_or(WireError::Protocol("challenge from a node that is not our provider"))?;
         self.transmit(from, Control::subscribe(&self.identity, provider, nonce).to_datagram());
         Ok(())
     }
 
     /// The provider accepted a subscription.
     pub(super) fn on_subscribed(&mut self, now: Instant, from: Addr) -> Result<(), WireError> {
-        self.from_provider(from)
+        self.provider_at(from)
             .ok_or(WireError::Protocol("subscription answer from a node that is not our provider"))?;
         let Some(client) = self.client.as_mut() else { return Ok(()) };
         self.metrics.incr("mix.client.subscribed");

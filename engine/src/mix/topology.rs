@@ -140,3 +140,75 @@ fn xor(a: &NodeId, b: &NodeId) -> [u8; 32] {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{CryptoSuite, KxPublic};
+    use crate::identity::Identity;
+    use crate::mix::descriptor::EpochKey;
+    use crate::rng::NodeSeed;
+
+    fn descriptor(i: u64, role: MixRole, version: u64) -> MixDescriptor {
+        let identity = Identity::from_seed(&NodeSeed::derive(9, i), CryptoSuite::Real);
+        let addr = std::net::SocketAddr::from(([10, 0, 0, i as u8], 4000));
+        let keys = vec![EpochKey { epoch: 0, key: KxPublic([i as u8 + 1; 32]) }];
+        MixDescriptor::sign(&identity, addr, role, keys, version)
+    }
+
+    #[test]
+    fn layers_fill_and_newer_versions_replace() {
+        let mut t = Topology::new(3);
+        assert!(!t.complete());
+        for (i, layer) in [(1, 0), (2, 1), (3, 2), (4, 2)] {
+            assert!(t.insert(descriptor(i, MixRole::Mix { layer }, 1)));
+        }
+        assert!(!t.complete(), "no provider yet");
+        assert!(t.insert(descriptor(5, MixRole::Provider, 1)));
+        assert!(t.complete());
+        assert_eq!(t.layer_sizes(), vec![1, 1, 2]);
+        assert!(!t.insert(descriptor(5, MixRole::Provider, 1)), "same version: unchanged");
+        assert!(!t.insert(descriptor(6, MixRole::Mix { layer: 3 }, 1)), "a layer beyond the configured ones");
+        let moved = descriptor(4, MixRole::Mix { layer: 0 }, 2);
+        assert!(t.insert(moved));
+        assert_eq!(t.layer_sizes(), vec![2, 1, 1], "a newer descriptor moves the mix");
+        t.remove(&descriptor(5, MixRole::Provider, 1).id());
+        assert!(!t.complete());
+    }
+
+    #[test]
+    fn paths_pick_from_the_right_layer_and_the_closest_provider_is_stable() {
+        let mut t = Topology::new(2);
+        for (i, layer) in [(1, 0), (2, 0), (3, 1)] {
+            t.insert(descriptor(i, MixRole::Mix { layer }, 1));
+        }
+        let providers: Vec<NodeId> = (10..14)
+            .map(|i| {
+                let d = descriptor(i, MixRole::Provider, 1);
+                let id = d.id();
+                t.insert(d);
+                id
+            })
+            .collect();
+        let mut rng = NodeSeed::derive(9, 99).stream("t");
+        let layer0: Vec<NodeId> = (1..3).map(|i| descriptor(i, MixRole::Mix { layer: 0 }, 1).id()).collect();
+        for _ in 0..20 {
+            assert!(layer0.contains(&t.random_mix(0, &mut rng).unwrap()));
+        }
+        assert_eq!(t.random_mix(2, &mut rng), None);
+        let me = NodeId([0x55; 32]);
+        let closest = t.closest_provider(&me).unwrap();
+        assert!(providers.iter().all(|p| xor(&closest, &me) <= xor(p, &me)));
+        let hop = t.hop(&closest, 7).unwrap();
+        assert_eq!((hop.id, hop.delay_us), (closest, 7));
+    }
+
+    #[test]
+    fn delays_are_exponential_in_microseconds() {
+        let mut rng = NodeSeed::derive(9, 1).stream("d");
+        let n = 20_000;
+        let mean = (0..n).map(|_| f64::from(draw_delay_us(&mut rng, 50.0))).sum::<f64>() / f64::from(n);
+        assert!((mean - 50_000.0).abs() < 2_000.0, "mean {mean} µs");
+        assert_eq!(draw_delay_us(&mut rng, 0.0), 0);
+    }
+}
