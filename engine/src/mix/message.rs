@@ -197,6 +197,9 @@ pub struct Fragment {
 }
 
 /// An inner message: the plaintext of a sealed fragment, or of a SURB reply.
+// `Fragment` (an inline SURB header) is the common case; boxing it would add
+// an allocation per fragment to save stack space in the small variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inner {
     /// Part `index` of `count` of message `message`; `ack_surb` lets the
