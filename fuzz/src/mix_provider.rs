@@ -177,7 +177,7 @@ pub fn mix_provider_inputs(steps: &[Step]) {
                 feed(&mut node, now, sender, datagram);
             }
             Step::Advance(ms) => {
-                now = now + Duration::from_millis(u64::from((*ms).min(600_000)));
+                now += Duration::from_millis(u64::from((*ms).min(600_000)));
                 node.handle_input(now, Input::Timeout);
                 drain(&mut node);
             }

@@ -76,7 +76,9 @@ pub struct MixParams {
     pub max_message_bytes: u32,
     /// Real packets queued at a client for the payload stream at most. Default 4096.
     pub send_queue_packets: u32,
-    /// Partial incoming messages a client reassembles at once. Default 256.
+    /// Partial incoming messages a client reassembles at once; the oldest
+    /// is dropped for a new one. Each may claim up to 256 fragments of
+    /// 2 KiB, so this bounds reassembly memory (16 MiB at the default). Default 32.
     pub reassembly_max_partial: u32,
     /// How long an incomplete incoming message is kept, in seconds. Default 600.
     pub reassembly_ttl_secs: u64,
@@ -113,7 +115,7 @@ impl Default for MixParams {
             max_retransmits: 4,
             max_message_bytes: 256 * 1024,
             send_queue_packets: 4096,
-            reassembly_max_partial: 256,
+            reassembly_max_partial: 32,
             reassembly_ttl_secs: 600,
             max_reply_handles: 1024,
             observe: false,
