@@ -609,11 +609,18 @@ impl Mixnet {
     }
 
     /// Chooses the provider once the topology is complete, and subscribes.
+    /// A provider that left the topology is replaced (the client's address
+    /// changes, and a new [`MixEvent::Ready`] says so).
     pub(super) fn choose_provider(&mut self, now: Instant) {
         let wanted = self.config.provider;
-        let Some(client) = self.client.as_ref() else { return };
-        if client.provider.is_some() {
-            return;
+        let Some(client) = self.client.as_mut() else { return };
+        if let Some(p) = client.provider {
+            if self.topology.get(&p).is_some() {
+                return;
+            }
+            client.provider = None;
+            client.ready = false;
+            self.metrics.incr("mix.client.provider_lost");
         }
         let choice = match wanted {
             Some(p) => self.topology.get(&p).is_some().then_some(p),

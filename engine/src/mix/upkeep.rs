@@ -15,13 +15,15 @@ use crate::identity::NodeId;
 use crate::params::secs;
 use crate::time::Instant;
 use core::time::Duration;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// How often housekeeping runs.
 const SWEEP: Duration = Duration::from_secs(5);
 /// Republication of the descriptor at least this often, so that it
 /// outlives churn among the nodes that store it.
 const REPUBLISH: Duration = Duration::from_secs(1800);
+/// Fetch rounds in a row a descriptor must be missing before the node is dropped.
+const MISSES_TO_DROP: u32 = 2;
 /// Retry delay after a fetch round that left the topology incomplete.
 const INCOMPLETE_RETRY: Duration = Duration::from_secs(10);
 
@@ -34,6 +36,9 @@ pub(super) struct Upkeep {
     /// Searches and descriptor fetches of the current round still running.
     searches: usize,
     fetching: BTreeSet<NodeId>,
+    /// Nodes whose descriptor the last fetch did not find, and how many
+    /// rounds in a row: one miss may be a lookup that failed.
+    missing: BTreeMap<NodeId, u32>,
     bootstrapped: bool,
 }
 
@@ -45,6 +50,7 @@ impl Upkeep {
             next_refresh: Instant::MAX,
             searches: 0,
             fetching: BTreeSet::new(),
+            missing: BTreeMap::new(),
             bootstrapped: false,
         }
     }
@@ -117,12 +123,18 @@ impl Mixnet {
         self.upkeep.fetching.remove(&id);
         match record.as_ref().and_then(|r| descriptor_from_record(&id, r)) {
             Some(descriptor) => {
+                self.upkeep.missing.remove(&id);
                 self.topology.insert(descriptor);
             }
             None => {
-                // Gone, or its record is not (or no longer) valid.
+                // Gone, its record invalid, or a lookup that failed.
                 self.metrics.incr("mix.topology.descriptor_missing");
-                self.topology.remove(&id);
+                let misses = self.upkeep.missing.entry(id).or_insert(0);
+                *misses += 1;
+                if *misses >= MISSES_TO_DROP {
+                    self.upkeep.missing.remove(&id);
+                    self.topology.remove(&id);
+                }
             }
         }
         self.round_done(now);
