@@ -146,6 +146,7 @@ mod cli {
                 settings.bootstrap.clone(),
                 settings.params.clone(),
                 settings.relay.clone(),
+                settings.mix,
                 store,
                 allium_engine::NodeSeed::from_bytes(seed),
             )
