@@ -4,6 +4,8 @@
 use allium_engine::Params;
 use allium_engine::circuit::policy::PolicyError;
 use allium_engine::circuit::{ExitPolicy, FLAG_GUARD, FLAG_STABLE, RelayConfig};
+use allium_engine::identity::{NodeId, parse_hex32};
+use allium_engine::mix::{MixConfig, MixService};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ pub struct FileConfig {
     pub relay: RelayFileConfig,
     /// The SOCKS5 entry point (`[socks]`). Default: no listener.
     pub socks: SocksFileConfig,
+    /// The node's part in the mixnet (`[mix]`). Default: none.
+    pub mix: MixFileConfig,
     /// Engine parameters (`[params.dht]` …); see allium-engine's `Params`.
     pub params: Params,
 }
@@ -136,6 +140,81 @@ pub struct SocksFileConfig {
     pub listen: Option<SocketAddr>,
 }
 
+/// A node's mixnet service, as written in `[mix] role`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixRole {
+    /// Neither mix nor provider. Default.
+    #[default]
+    None,
+    /// A mix of one stratified layer.
+    Mix,
+    /// A provider (gateway) for clients.
+    Provider,
+}
+
+/// The `[mix]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MixFileConfig {
+    /// `none`, `mix` or `provider`. Default `none`.
+    pub role: MixRole,
+    /// A mix's layer, 0-based and below `params.mix.layers`. Default: taken
+    /// from the node id, which spreads mixes evenly over the layers. Only
+    /// with `role = "mix"`.
+    pub layer: Option<u8>,
+    /// Be a mixnet client: subscribe to a provider, send cover traffic, send
+    /// and receive messages. Default false.
+    pub client: bool,
+    /// The client's provider, as a node id (64 hex digits). Default: the
+    /// provider whose id is closest to this node's. Only with `client = true`.
+    pub provider: Option<String>,
+}
+
+/// A `[mix]` table that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MixSettingsError {
+    /// `layer` is not below `params.mix.layers`.
+    #[error("mix.layer = {layer} but there are {layers} layers (0 ..= {})", layers.saturating_sub(1))]
+    LayerOutOfRange {
+        /// The layer asked for.
+        layer: u8,
+        /// `params.mix.layers`.
+        layers: u8,
+    },
+    /// `layer` given for a node that is not a mix.
+    #[error("mix.layer is only for role = \"mix\"")]
+    LayerWithoutMix,
+    /// `provider` is not a node id.
+    #[error("mix.provider: expected a node id of 64 hex digits, got {0:?}")]
+    BadProvider(String),
+    /// `provider` given for a node that is not a client.
+    #[error("mix.provider is only for client = true")]
+    ProviderWithoutClient,
+}
+
+impl MixFileConfig {
+    /// The engine's mixnet configuration for a network of `layers` mix
+    /// layers (`params.mix.layers`), or why the table is unusable.
+    pub fn to_engine(&self, layers: u8) -> Result<MixConfig, MixSettingsError> {
+        let service = match (self.role, self.layer) {
+            (MixRole::Mix, Some(layer)) if layer >= layers => {
+                return Err(MixSettingsError::LayerOutOfRange { layer, layers });
+            }
+            (MixRole::Mix, layer) => MixService::Mix { layer },
+            (_, Some(_)) => return Err(MixSettingsError::LayerWithoutMix),
+            (MixRole::Provider, None) => MixService::Provider,
+            (MixRole::None, None) => MixService::None,
+        };
+        let provider = match &self.provider {
+            None => None,
+            Some(_) if !self.client => return Err(MixSettingsError::ProviderWithoutClient),
+            Some(text) => Some(NodeId(parse_hex32(text).ok_or_else(|| MixSettingsError::BadProvider(text.clone()))?)),
+        };
+        Ok(MixConfig { service, client: self.client, provider })
+    }
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
@@ -149,6 +228,7 @@ impl Default for FileConfig {
             crypto_suite: allium_engine::CryptoSuite::Real,
             relay: RelayFileConfig::default(),
             socks: SocksFileConfig::default(),
+            mix: MixFileConfig::default(),
             params: Params::default(),
         }
     }
@@ -216,6 +296,8 @@ pub struct NodeSettings {
     pub relay: RelayConfig,
     /// SOCKS5 listen address, if any.
     pub socks: Option<SocketAddr>,
+    /// The node's part in the mixnet.
+    pub mix: MixConfig,
 }
 
 impl FileConfig {
@@ -246,6 +328,7 @@ impl NodeSettings {
         params.validate()?;
         let mut relay = file.relay.to_engine()?;
         relay.enabled |= flags.relay;
+        let mix = file.mix.to_engine(params.mix.layers)?;
         let settings = NodeSettings {
             listen: flags.listen.unwrap_or(file.listen),
             bootstrap: flags.bootstrap.clone().unwrap_or(file.bootstrap),
@@ -257,6 +340,7 @@ impl NodeSettings {
             params,
             relay,
             socks: flags.socks.or(file.socks.listen),
+            mix,
         };
         if !settings.control.ip().is_loopback() {
             bail!("the control API must listen on a loopback address, not {}", settings.control);
@@ -334,6 +418,22 @@ crypto_suite = "real"
 # listener. Keep it on a loopback address.
 # listen = "127.0.0.1:9050"
 
+# The mixnet (Loopix): send and receive messages that an observer of every
+# link cannot link to their sender (`allium-node ctl mix …`). Every client
+# needs a provider, and the network three mix layers (see [params.mix]).
+# [mix]
+# "none", "mix" (mix packets in one layer) or "provider" (the first and
+# last hop of clients, holding their messages while they are away).
+# Default "none".
+# role = "none"
+# A mix's layer, 0 to params.mix.layers - 1. Default: from the node id.
+# layer = 0
+# Be a client: send and receive messages (with cover traffic at the
+# params.mix rates). Default false.
+# client = false
+# The client's provider's node id. Default: the provider closest to this node.
+# provider = "<64 hex digits>"
+
 # Protocol parameters, shown with their defaults. Uncomment to override, or
 # use `--set dht.k=16` on the command line.
 {commented_params}"#
@@ -362,6 +462,8 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&uncommented).unwrap();
         assert_eq!(parsed.params, Params::default());
         assert_eq!(parsed.socks.listen, Some("127.0.0.1:9050".parse().unwrap()));
+        assert_eq!(parsed.mix.role, MixRole::None);
+        assert_eq!(parsed.mix.provider.as_deref(), Some("<64 hex digits>"));
         let relay = RelayFileConfig { exit_policy: parsed.relay.exit_policy.clone(), ..RelayFileConfig::default() };
         assert_eq!(parsed.relay, relay);
         assert!(parsed.relay.to_engine().unwrap().exit_policy.allows("example.org", 443));
@@ -381,6 +483,39 @@ mod tests {
         assert_eq!(zero.to_engine(), Err(RelaySettingsError::ZeroBandwidth));
         assert!(toml::from_str::<FileConfig>("[relay]\nflags = [\"fast\"]\n").is_err());
         assert!(toml::from_str::<FileConfig>("[socks]\nport = 1\n").is_err());
+    }
+
+    #[test]
+    fn the_mix_table_maps_to_the_engine_and_bad_values_are_typed_errors() {
+        let engine = |text: &str| toml::from_str::<FileConfig>(text).unwrap().mix.to_engine(3);
+        assert_eq!(engine("").unwrap(), MixConfig::default());
+        let mix = engine("[mix]\nrole = \"mix\"\nlayer = 2\n").unwrap();
+        assert_eq!((mix.service, mix.client), (MixService::Mix { layer: Some(2) }, false));
+        assert_eq!(engine("[mix]\nrole = \"mix\"\n").unwrap().service, MixService::Mix { layer: None });
+        let provider = engine("[mix]\nrole = \"provider\"\nclient = true\n").unwrap();
+        assert_eq!((provider.service, provider.client, provider.provider), (MixService::Provider, true, None));
+        let id = "ab".repeat(32);
+        let client = engine(&format!("[mix]\nclient = true\nprovider = \"{}\"\n", id.to_uppercase())).unwrap();
+        assert_eq!(client.provider, Some(NodeId([0xab; 32])));
+        assert_eq!(
+            engine("[mix]\nrole = \"mix\"\nlayer = 3\n"),
+            Err(MixSettingsError::LayerOutOfRange { layer: 3, layers: 3 })
+        );
+        assert_eq!(engine("[mix]\nrole = \"provider\"\nlayer = 0\n"), Err(MixSettingsError::LayerWithoutMix));
+        assert_eq!(
+            engine("[mix]\nclient = true\nprovider = \"abc\"\n"),
+            Err(MixSettingsError::BadProvider("abc".into()))
+        );
+        assert_eq!(engine(&format!("[mix]\nprovider = \"{id}\"\n")), Err(MixSettingsError::ProviderWithoutClient));
+        assert!(toml::from_str::<FileConfig>("[mix]\nrole = \"gateway\"\n").is_err());
+        assert!(toml::from_str::<FileConfig>("[mix]\nlayers = 1\n").is_err());
+        // The layer is checked against the configured number of layers.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[mix]\nrole = \"mix\"\nlayer = 1\n[params.mix]\nlayers = 1\n").unwrap();
+        let flags = RunFlags { config: Some(path), ..RunFlags::default() };
+        let error = NodeSettings::resolve(&flags).unwrap_err();
+        assert!(error.to_string().contains("mix.layer = 1 but there are 1 layers"), "{error:#}");
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! `allium-node ctl …`: a small client of the control API.
 
+mod mix;
+
+pub use mix::MixCtl;
+
 use crate::runtime::{CircuitsReport, Stats};
 use allium_engine::overlay::Cid;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -64,6 +68,9 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The mixnet: this node's address, send, inbox, read, reply, status.
+    #[command(subcommand)]
+    Mix(MixCtl),
 }
 
 /// `ctl dht …`.
@@ -107,15 +114,16 @@ fn parse_cid(text: &str) -> anyhow::Result<Cid> {
     text.parse::<Cid>().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Reads an error answer (JSON `{"error"}`) into a message.
+/// Reads an error answer (JSON `{"error"}`, or the text of an error the
+/// HTTP layer answered itself, such as a body over the size limit) into a message.
 fn failure(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Error {
     let status = response.status();
-    let message = response
-        .body_mut()
-        .read_json::<Value>()
-        .ok()
-        .and_then(|body| body.get("error").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "request failed".to_string());
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let message = match serde_json::from_str::<Value>(&text) {
+        Ok(body) => body.get("error").and_then(Value::as_str).unwrap_or("request failed").to_string(),
+        Err(_) if !text.trim().is_empty() => text.trim().to_string(),
+        Err(_) => "request failed".to_string(),
+    };
     anyhow::anyhow!("{message} (HTTP {})", status.as_u16())
 }
 
@@ -193,12 +201,10 @@ fn get(base: &str, unreachable: impl Fn() -> String, cid: &str, output: &Path) -
 
 fn read(mut response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
     let status = response.status();
-    let body: Value = response.body_mut().read_json().context("reading the node's answer")?;
     if !status.is_success() {
-        let message = body.get("error").and_then(Value::as_str).unwrap_or("request failed");
-        bail!("{message} (HTTP {})", status.as_u16());
+        return Err(failure(response));
     }
-    Ok(body)
+    response.body_mut().read_json().context("reading the node's answer")
 }
 
 /// Prints a circuit report as a table.
@@ -301,6 +307,7 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
                 print_circuits(&serde_json::from_value(body)?);
             }
         }
+        CtlCommand::Mix(command) => mix::run(&base, &unreachable, command)?,
         CtlCommand::Content { json } => {
             let body = read(agent.get(format!("{base}/content")).call().with_context(unreachable)?)?;
             if json {

@@ -12,12 +12,17 @@
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
-//!   `peers`, `stats`, `circuits`, and content: `put`, `get`, `pin`,
-//!   `unpin`, `content`).
+//!   `peers`, `stats`, `circuits`, content: `put`, `get`, `pin`,
+//!   `unpin`, `content`, and the mixnet: `mix address`, `send`, `inbox`,
+//!   `read`, `reply`, `sent`, `status`).
 //! * [`socks`]: the SOCKS5 entry point (a sans-IO codec, and a TCP
 //!   listener when not under madsim); [`pipe`] links each stream's TCP
 //!   connection to the node loop, and `tcp` (not under madsim) pumps its
 //!   bytes and makes the exit's connections.
+//!
+//! The mixnet (`[mix]` in the config) is the engine's; the runtime keeps
+//! the inbox of received messages and the outcome of sent ones (see
+//! `runtime/mix.rs`).
 //!
 //! Content commands go to the engine's overlay through [`Handle::command`];
 //! a fetch is answered once, whole and verified

@@ -146,12 +146,14 @@ mod cli {
                 settings.bootstrap.clone(),
                 settings.params.clone(),
                 settings.relay.clone(),
+                settings.mix,
                 store,
                 allium_engine::NodeSeed::from_bytes(seed),
             )
             .await?;
             let max_upload = settings.params.overlay.max_object_bytes;
-            let control = tokio::spawn(http::control::serve(settings.control, handle.clone(), max_upload));
+            let max_message = u64::from(settings.params.mix.max_message_bytes);
+            let control = tokio::spawn(http::control::serve(settings.control, handle.clone(), max_upload, max_message));
             let metrics = tokio::spawn(http::metrics::serve(settings.metrics, handle.clone()));
             let socks = async {
                 match settings.socks {

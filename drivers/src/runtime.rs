@@ -16,9 +16,14 @@
 //! their engine events in `streams` (backpressure, exit connections) and
 //! reports circuits through [`CircuitsReport`].
 
+mod mix;
 mod report;
 mod streams;
 
+pub use mix::{
+    INBOX_MAX_BYTES, INBOX_MAX_MESSAGES, InboxMessage, InboxSummary, MixReport, MixRequest, MixRequestError, SentInfo,
+    SentStatus,
+};
 pub use report::{CircuitInfo, CircuitsReport, HopInfo};
 pub use streams::{OpenError, OpenReply};
 
@@ -27,6 +32,7 @@ use crate::shim;
 use crate::store::Store;
 use allium_engine::circuit::{CircuitEvent, CircuitHandle, RelayConfig, StreamHandle};
 use allium_engine::dht::{DhtEvent, PeerInfo};
+use allium_engine::mix::{MixAddress, MixConfig};
 use allium_engine::overlay::{Cid, FetchError, FetchStats, OverlayEvent};
 use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
 use serde::Serialize;
@@ -154,6 +160,8 @@ pub enum Request {
     Circuits(oneshot::Sender<CircuitsReport>),
     /// Count one driver event under this metric name.
     Count(&'static str),
+    /// Send, reply, or look at the inbox and the mixnet state.
+    Mix(MixRequest),
 }
 
 /// A cloneable handle for talking to a running [`NodeRuntime`].
@@ -211,6 +219,54 @@ impl Handle {
         rx.await.map_err(|_| Stopped)
     }
 
+    async fn mix<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> MixRequest) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Mix(make(tx))).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Sends `data` through the mixnet to `recipient`, with `reply_blocks`
+    /// reply blocks; answers with the message id once the engine has taken it.
+    pub async fn mix_send(
+        &self,
+        recipient: MixAddress,
+        data: Vec<u8>,
+        reply_blocks: u8,
+    ) -> Result<Result<CommandId, MixRequestError>, Stopped> {
+        self.mix(|reply| MixRequest::Send { recipient, data, reply_blocks, reply }).await
+    }
+
+    /// Answers inbox message `index` through its reply blocks; answers with the reply's message id.
+    pub async fn mix_reply(&self, index: u64, data: Vec<u8>) -> Result<Result<CommandId, MixRequestError>, Stopped> {
+        self.mix(|reply| MixRequest::Reply { index, data, reply }).await
+    }
+
+    /// The status of sent message `id` (`None`: unknown). With `wait`, only
+    /// once it is delivered or failed: bound the wait with a timeout.
+    pub async fn mix_sent(&self, id: CommandId, wait: bool) -> Result<Option<SentInfo>, Stopped> {
+        self.mix(|reply| MixRequest::Sent { id, wait, reply }).await
+    }
+
+    /// Every sent message on record.
+    pub async fn mix_sent_list(&self) -> Result<Vec<SentInfo>, Stopped> {
+        self.mix(MixRequest::SentList).await
+    }
+
+    /// The inbox, without the bytes.
+    pub async fn mix_inbox(&self) -> Result<Vec<InboxSummary>, Stopped> {
+        self.mix(MixRequest::Inbox).await
+    }
+
+    /// Inbox message `index` with its bytes (`None`: no such message).
+    pub async fn mix_read(&self, index: u64) -> Result<Option<InboxMessage>, Stopped> {
+        self.mix(|reply| MixRequest::Read { index, reply }).await
+    }
+
+    /// The node's mixnet state.
+    pub async fn mix_status(&self) -> Result<MixReport, Stopped> {
+        self.mix(MixRequest::Status).await
+    }
+
     /// Counts one driver event (shown in stats and `/metrics`).
     pub async fn count(&self, metric: &'static str) {
         let _ = self.requests.send(Request::Count(metric)).await;
@@ -253,6 +309,8 @@ pub struct NodeRuntime {
     opening: BTreeMap<CommandId, OpenReply>,
     /// The pipes of streams with a TCP connection (entry or exit side).
     pipes: BTreeMap<StreamHandle, RuntimeEnd>,
+    /// The mixnet inbox and sent messages.
+    mix: mix::MixBook,
     /// Client streams' circuits, for byte counts.
     stream_circuit: BTreeMap<StreamHandle, CircuitHandle>,
     /// Stream bytes per client circuit.
@@ -266,7 +324,8 @@ impl NodeRuntime {
     /// Binds `listen`, restores the node from `store` and returns the
     /// runtime and a handle to it. `seed` seeds the engine's random streams
     /// (from OS entropy in production, from the test seed under madsim);
-    /// `relay` says whether and how the node relays circuits.
+    /// `relay` says whether and how the node relays circuits, `mix` what
+    /// part it takes in the mixnet.
     ///
     /// Built with the `test-hooks` feature, the environment variable
     /// `ALLIUM_TEST_CORRUPT_RELAYED_CELL=N` makes the node flip one bit of
@@ -276,6 +335,7 @@ impl NodeRuntime {
         bootstrap: Vec<SocketAddr>,
         params: Params,
         relay: RelayConfig,
+        mix: MixConfig,
         mut store: Store,
         seed: NodeSeed,
     ) -> anyhow::Result<(Self, Handle)> {
@@ -292,16 +352,10 @@ impl NodeRuntime {
         if relay.enabled {
             tracing::info!(region = relay.region, exit = relay.exit_policy.is_exit(), "relaying circuits");
         }
-        let config = NodeConfig {
-            identity,
-            seed,
-            params,
-            local_addr: listen,
-            bootstrap,
-            content,
-            relay,
-            mix: Default::default(),
-        };
+        if mix != MixConfig::default() {
+            tracing::info!(service = ?mix.service, client = mix.client, provider = ?mix.provider, "in the mixnet");
+        }
+        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay, mix };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
         #[cfg(feature = "test-hooks")]
@@ -326,6 +380,7 @@ impl NodeRuntime {
             pipes: BTreeMap::new(),
             stream_circuit: BTreeMap::new(),
             traffic: BTreeMap::new(),
+            mix: mix::MixBook::default(),
         };
         Ok((runtime, Handle { requests: tx }))
     }
@@ -432,6 +487,7 @@ impl NodeRuntime {
                 let _ = reply.send(self.circuits_report());
             }
             Request::Count(metric) => self.metrics.incr(metric),
+            Request::Mix(request) => self.on_mix_request(request),
         }
     }
 
@@ -471,6 +527,8 @@ impl NodeRuntime {
                 Output::Event(event) => self.on_event(event),
             }
         }
+        // Send and reply commands the engine did not refuse in that drain were taken.
+        self.answer_accepted();
         // Durable before acknowledged: a transmit may confirm a stored record.
         self.store.apply(persist)?;
         for (to, bytes) in transmits {
@@ -509,10 +567,11 @@ impl NodeRuntime {
             }
             Event::Circuit(event) => self.on_circuit_event(event),
             Event::Overlay(event) => self.on_overlay_event(event),
-            Event::Mix(event) => tracing::debug!(?event, "mixnet event"),
+            Event::Mix(event) => self.on_mix_event(event),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);
+                self.on_mix_rejected(id, reason.clone());
                 if let Some(reply) = self.opening.remove(&id) {
                     let _ = reply.send(Err(OpenError::Rejected(reason.clone())));
                 }

@@ -1,17 +1,20 @@
 //! The driver loop itself under madsim's deterministic network and clock:
 //! 20 simulated nodes bootstrap and do puts and gets; a partition splits
 //! them and heals; content published on one node is fetched on another; a
-//! client builds a circuit through three of four relays. Each scenario runs
-//! twice with the same seed and must give the same outcome.
+//! client builds a circuit through three of four relays; a message crosses
+//! three simulated mix layers and a reply comes back through a reply
+//! block. Each scenario runs twice with the same seed and must give the
+//! same outcome.
 //!
 //! Run with: `RUSTFLAGS="--cfg madsim" cargo test -p allium-node --test madsim --target-dir target/madsim`
 #![cfg(madsim)]
 
 use allium_engine::circuit::{CircuitEvent, ExitPolicy, FLAG_STABLE, RelayConfig, StreamEnd};
 use allium_engine::dht::{DhtEvent, key_for_name};
+use allium_engine::mix::{MixConfig, MixService};
 use allium_engine::overlay::{Metadata, OverlayEvent};
 use allium_engine::{Command, CryptoSuite, Identity, NodeSeed, Params};
-use allium_node::runtime::OpenError;
+use allium_node::runtime::{OpenError, SentStatus};
 use allium_node::store::Store;
 use allium_node::{CommandOutcome, Handle, NodeRuntime};
 use madsim::net::NetSim;
@@ -45,6 +48,16 @@ async fn start_cluster(seed: u64, params: Params) -> Cluster {
 
 /// Like [`start_cluster`], with node `i` relaying as `relay_of(i)` says.
 async fn start_cluster_with(seed: u64, params: Params, relay_of: fn(usize) -> RelayConfig) -> Cluster {
+    start_cluster_roles(seed, params, relay_of, |_, _| MixConfig::default()).await
+}
+
+/// Like [`start_cluster_with`], with node `i` in the mixnet as `mix_of(seed, i)` says.
+async fn start_cluster_roles(
+    seed: u64,
+    params: Params,
+    relay_of: fn(usize) -> RelayConfig,
+    mix_of: fn(u64, usize) -> MixConfig,
+) -> Cluster {
     let sim = Sim::current();
     let mut handles = Vec::new();
     let mut sim_ids = Vec::new();
@@ -59,7 +72,9 @@ async fn start_cluster_with(seed: u64, params: Params, relay_of: fn(usize) -> Re
             let bootstrap = if i == 0 { Vec::new() } else { vec![addr(0)] };
             let store = Store::memory_with_identity(&identity);
             let (runtime, handle) =
-                NodeRuntime::start(addr(i), bootstrap, params, relay_of(i), store, node_seed).await.unwrap();
+                NodeRuntime::start(addr(i), bootstrap, params, relay_of(i), mix_of(seed, i), store, node_seed)
+                    .await
+                    .unwrap();
             tx.send(handle).unwrap();
             runtime.run(std::future::pending()).await.unwrap();
         });
@@ -233,6 +248,72 @@ async fn circuit_through_relays(seed: u64) -> Outcome {
     summarize(&cluster, relayed, vec![Some(path_text.into_bytes())]).await
 }
 
+/// The node id of node `i` of a cluster started with `seed`.
+fn node_id(seed: u64, i: usize) -> allium_engine::NodeId {
+    Identity::from_seed(&NodeSeed::derive(seed, i as u64), CryptoSuite::Real).id()
+}
+
+/// Node 0 is the seed; nodes 1 to 3 mix in layers 0 to 2, nodes 4 and 5
+/// are providers, node 6 (client A) uses provider 4 and node 7 (client B)
+/// provider 5. The others stay out of the mixnet.
+fn mix_roles(seed: u64, i: usize) -> MixConfig {
+    match i {
+        1..=3 => MixConfig { service: MixService::Mix { layer: Some(i as u8 - 1) }, ..MixConfig::default() },
+        4 | 5 => MixConfig { service: MixService::Provider, ..MixConfig::default() },
+        6 | 7 => MixConfig { client: true, provider: Some(node_id(seed, i - 2)), ..MixConfig::default() },
+        _ => MixConfig::default(),
+    }
+}
+
+async fn mix_message_and_reply(seed: u64) -> Outcome {
+    let mut params = Params::default();
+    params.mix.mean_delay_ms = 20.0;
+    params.mix.topology_refresh_secs = 2;
+    let cluster = start_cluster_roles(seed, params, |_| RelayConfig::default(), mix_roles).await;
+    let (a, b) = (&cluster.handles[6], &cluster.handles[7]);
+    let mut address = None;
+    for _ in 0..120 {
+        address = b.mix_status().await.unwrap().address.and_then(|text| text.parse().ok());
+        if address.is_some() && a.mix_status().await.unwrap().address.is_some() {
+            break;
+        }
+        madsim::time::sleep(Duration::from_millis(500)).await;
+    }
+    let b_address: allium_engine::mix::MixAddress = address.expect("client B gets a mix address");
+    assert_eq!((b_address.recipient, b_address.provider), (node_id(seed, 7), node_id(seed, 5)));
+    let status = a.mix_status().await.unwrap();
+    assert_eq!((status.layers.clone(), status.providers), (vec![1, 1, 1], 2), "{status:?}");
+
+    // Three fragments' worth, with two reply blocks.
+    let data: Vec<u8> = (0..5_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let id = a.mix_send(b_address, data.clone(), 2).await.unwrap().expect("A's message is taken");
+    let info = a.mix_sent(id, true).await.unwrap().expect("the message is on record");
+    assert_eq!(info.status, SentStatus::Delivered, "{info:?}");
+    let inbox = b.mix_inbox().await.unwrap();
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].has_reply && inbox[0].in_reply_to.is_none());
+    let received = b.mix_read(inbox[0].index).await.unwrap().expect("B reads it").data;
+    assert!(received == data, "B got different bytes");
+
+    let answer = b"received, thank you".to_vec();
+    let reply_id = b.mix_reply(inbox[0].index, answer.clone()).await.unwrap().expect("B's reply is taken");
+    let reply_info = b.mix_sent(reply_id, true).await.unwrap().expect("on record");
+    assert_eq!(reply_info.status, SentStatus::Delivered, "{reply_info:?}");
+    let inbox = a.mix_inbox().await.unwrap();
+    let reply = inbox.iter().find(|m| m.in_reply_to == Some(id)).expect("A has the reply, naming its message");
+    let replied = a.mix_read(reply.index).await.unwrap().expect("A reads it").data;
+    assert_eq!(replied, answer);
+    let mut forwarded = Vec::new();
+    for handle in &cluster.handles[1..=5] {
+        forwarded
+            .push(handle.stats().await.unwrap().metrics.get("mix.packets.forwarded").copied().unwrap_or(0) as usize);
+    }
+    assert!(forwarded[..3].iter().all(|&n| n > 0), "every mix forwards: {forwarded:?}");
+    let timings = format!("delivered {} ms, reply {} ms", info.elapsed_ms, reply_info.elapsed_ms);
+    eprintln!("simulated mixnet: 5,000 bytes {timings}; packets forwarded by mixes and providers {forwarded:?}");
+    summarize(&cluster, forwarded, vec![Some(received), Some(replied), Some(timings.into_bytes())]).await
+}
+
 fn run_twice<F: std::future::Future<Output = Outcome> + 'static>(seed: u64, scenario: fn(u64) -> F) {
     let first = Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario(seed));
     let second = Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(scenario(seed));
@@ -257,4 +338,9 @@ fn content_published_on_one_node_is_fetched_on_another_deterministically() {
 #[test]
 fn a_client_builds_a_circuit_through_three_relays_deterministically() {
     run_twice(3, circuit_through_relays);
+}
+
+#[test]
+fn a_mix_message_crosses_three_layers_and_a_reply_comes_back_deterministically() {
+    run_twice(13, mix_message_and_reply);
 }

@@ -11,6 +11,7 @@
 //! | POST | `/v1/content/{cid}/pin` | | `{"cid", "pinned": true}` once complete locally and announced |
 //! | DELETE | `/v1/content/{cid}/pin` | | `{"cid", "was_pinned"}` |
 //! | GET | `/v1/content` | | `[{"cid", "size", "holding", "complete", "bytes_held", "name", "media_type"}]` |
+//! | GET | `/v1/mix` … | | the mixnet: status, address, send, sent, inbox, read, reply; see [`super::mix`] |
 //! | GET | `/v1/circuits` | | `{"circuits": [{"handle", "state", "path": [{"id", "addr"}], "age_ms", "streams", "bytes_sent", "bytes_received", "srtt_ms", "cwnd_cells"}], "relayed_circuits", "directory_relays", "directory_exits", "guards", "build_timeout_ms"}` |
 //!
 //! Errors are a status and `{"error": "…"}`. A fetch that fails answers
@@ -18,6 +19,7 @@
 //! or a bad manifest), 504 (timed out), 413 (object too large) or 500 (the
 //! local store failed), with `"reason"` naming the case.
 
+use super::mix;
 use crate::runtime::{CommandOutcome, Handle};
 use allium_engine::Command;
 use allium_engine::dht::{DhtEvent, key_for_name};
@@ -49,11 +51,11 @@ pub struct GetQuery {
     pub key: String,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn stopped() -> Response {
+pub(super) fn stopped() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "node is shutting down")
 }
 
@@ -259,10 +261,12 @@ async fn loopback_only(
 
 /// Serves the control API on `addr` (which the caller has checked is
 /// loopback), accepting uploads of up to `max_upload` bytes (the node passes
-/// `overlay.max_object_bytes`).
-pub async fn serve(addr: SocketAddr, handle: Handle, max_upload: u64) -> anyhow::Result<()> {
+/// `overlay.max_object_bytes`) and mix messages of up to `max_message`
+/// bytes (`mix.max_message_bytes`).
+pub async fn serve(addr: SocketAddr, handle: Handle, max_upload: u64, max_message: u64) -> anyhow::Result<()> {
     anyhow::ensure!(addr.ip().is_loopback(), "control API address {addr} is not loopback");
     let max_upload = usize::try_from(max_upload).unwrap_or(usize::MAX);
+    let max_message = DefaultBodyLimit::max(usize::try_from(max_message).unwrap_or(usize::MAX));
     let app = Router::new()
         .route("/v1/content", post(publish).get(content).layer(DefaultBodyLimit::max(max_upload)))
         .route("/v1/content/{cid}", get(fetch))
@@ -272,6 +276,14 @@ pub async fn serve(addr: SocketAddr, handle: Handle, max_upload: u64) -> anyhow:
         .route("/v1/peers", get(peers))
         .route("/v1/stats", get(stats))
         .route("/v1/circuits", get(circuits))
+        .route("/v1/mix", get(mix::status))
+        .route("/v1/mix/address", get(mix::address))
+        .route("/v1/mix/send", post(mix::send).layer(max_message))
+        .route("/v1/mix/sent", get(mix::sent_list))
+        .route("/v1/mix/sent/{id}", get(mix::sent))
+        .route("/v1/mix/inbox", get(mix::inbox))
+        .route("/v1/mix/inbox/{index}", get(mix::read))
+        .route("/v1/mix/inbox/{index}/reply", post(mix::reply).layer(max_message))
         .layer(axum::middleware::from_fn(loopback_only))
         .with_state(handle);
     let listener = tokio::net::TcpListener::bind(addr).await?;
