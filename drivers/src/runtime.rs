@@ -301,6 +301,7 @@ impl NodeRuntime {
             content,
             relay,
             mix: Default::default(),
+            election: Default::default(),
         };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
@@ -510,6 +511,7 @@ impl NodeRuntime {
             Event::Circuit(event) => self.on_circuit_event(event),
             Event::Overlay(event) => self.on_overlay_event(event),
             Event::Mix(event) => tracing::debug!(?event, "mixnet event"),
+            Event::Election(event) => tracing::info!(?event, "election event"),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);
