@@ -643,6 +643,13 @@ impl Election {
             self.set_leader(g, Some(candidate), request.ballot);
             self.arm_campaign(g, now);
             self.maybe_preempt(g, now, candidate, addr, request.ballot);
+        } else if same_list && request.renewal && !self.holds_lease(g, now) {
+            // A leader renews while this node's promise (to itself, from a
+            // candidacy that failed in a partition) stands: stop standing,
+            // so the promise lapses and the next renewal is granted.
+            self.groups[g].last_seen = now;
+            self.arm_campaign(g, now);
+            self.maybe_preempt(g, now, candidate, addr, request.ballot);
         }
         Ok(())
     }
