@@ -95,6 +95,8 @@ struct World {
     links: Links,
     /// Side of each node when partitioned (messages cross only within a side).
     sides: Option<Vec<u8>>,
+    /// Cut links (both directions).
+    cuts: std::collections::BTreeSet<(usize, usize)>,
     /// Belief intervals in true time: (node, start, end).
     intervals: Vec<(usize, u64, u64)>,
     /// The open interval of each node.
@@ -156,6 +158,7 @@ impl World {
             rng,
             links: Links::default(),
             sides: None,
+            cuts: Default::default(),
             intervals: Vec::new(),
             open: vec![None; n],
             events: Vec::new(),
@@ -256,6 +259,9 @@ impl World {
             if sides[from] != sides[to] {
                 return;
             }
+        }
+        if self.cuts.contains(&(from.min(to), from.max(to))) {
+            return;
         }
         let copies = if unit_f64(&mut self.rng) < l.duplicate { 2 } else { 1 };
         for _ in 0..copies {
@@ -520,7 +526,7 @@ fn randomized_runs_never_overlap() {
             max_ms: 1 + below(&mut rng, 40),
             loss: [0.0, 0.05, 0.2][below(&mut rng, 3) as usize],
             duplicate: 0.05,
-            long: 0.02,
+            long: [0.02, 0.1][below(&mut rng, 2) as usize],
             long_ms: 3 * lease,
         };
         for _ in 0..40 {
@@ -543,18 +549,32 @@ fn randomized_runs_never_overlap() {
                         w.crash(l);
                     }
                 }
+                5 | 6 => {
+                    // Cut one link: members see different leaders.
+                    let a = below(&mut rng, n as u64) as usize;
+                    let b = below(&mut rng, n as u64) as usize;
+                    w.cuts.insert((a.min(b), a.max(b)));
+                }
+                7 => w.cuts.clear(),
+                8 => {
+                    // Bounce a node: it forgets its promises at once.
+                    let i = below(&mut rng, n as u64) as usize;
+                    w.crash(i);
+                    w.start(i);
+                }
                 _ => {}
             }
             let span = below(&mut rng, 2 * lease);
             w.run_for_ms(span);
         }
         w.sides = None;
+        w.cuts.clear();
         for i in 0..n {
             if w.nodes[i].is_none() {
                 w.start(i);
             }
         }
-        w.run_for_ms(6 * lease);
+        w.run_for_ms(20 * lease);
         let overlaps = w.overlaps();
         assert!(overlaps.is_empty(), "seed {seed} (drift {drift}): overlapping leases {overlaps:?}");
         acquisitions += w.events.iter().filter(|(_, _, e)| matches!(e, ElectionEvent::LeaseAcquired { .. })).count();
@@ -565,4 +585,25 @@ fn randomized_runs_never_overlap() {
     println!("{seeds} seeds: {acquisitions} acquisitions, {leaderless_runs} runs without a leader at the end");
     assert!(acquisitions as u64 >= seeds, "leases are acquired");
     assert!(leaderless_runs * 10 <= seeds, "{leaderless_runs} of {seeds} runs ended without a leader");
+}
+
+/// A member that restarts has forgotten its promise to the leader; it must
+/// not grant a rival (cut off from the leader) before that promise would
+/// have ended.
+#[test]
+fn a_restarted_member_does_not_vote_twice() {
+    for seed in 1..=10 {
+        let p = params(3000, 1000, 0.001, false);
+        let mut w = World::new(seed, p, &[255, 254, 253], &skewed(0.001, 3));
+        w.run_for_ms(10_000);
+        assert_eq!(w.leader(), Some(0));
+        // The rival (2) loses the leader; the middle member (1) sees both.
+        w.cuts.insert((0, 2));
+        w.run_for_ms(4500 + 100 * seed);
+        w.crash(1);
+        w.start(1);
+        w.run_for_ms(10_000);
+        assert!(w.overlaps().is_empty(), "seed {seed}: {:?}", w.overlaps());
+        assert_eq!(w.leaders().len(), 1);
+    }
 }
