@@ -89,7 +89,7 @@ pub struct Membership {
 impl Membership {
     /// Builds and signs a membership (members are sorted and de-duplicated by id).
     pub fn sign(signer: &Identity, group: &str, version: u64, mut members: Vec<Member>) -> Membership {
-        members.sort_by(|a, b| a.id.cmp(&b.id));
+        members.sort_by_key(|a| a.id);
         members.dedup_by(|a, b| a.id == b.id);
         let mut m = Membership {
             group: group.to_string(),

@@ -466,10 +466,10 @@ impl Election {
         let attempt =
             Attempt { ballot, nonce, sent: now, duration, version, grants: BTreeSet::new(), refusals: BTreeSet::new() };
         self.groups[g].attempt = Some(attempt);
-        if self.try_promise(g, now, self.id, duration) {
-            if let Some(a) = self.groups[g].attempt.as_mut() {
-                a.grants.insert(self.id);
-            }
+        if self.try_promise(g, now, self.id, duration)
+            && let Some(a) = self.groups[g].attempt.as_mut()
+        {
+            a.grants.insert(self.id);
         }
         for (to, bytes) in sends {
             self.metrics.incr("election.requests.sent");
@@ -613,10 +613,10 @@ impl Election {
         if candidate == self.id {
             return Err(WireError::Protocol("election request in own name"));
         }
-        if let Some(list) = request.membership.clone() {
-            if list.version > self.groups[g].membership.version {
-                self.adopt(g, now, list);
-            }
+        if let Some(list) = request.membership.clone()
+            && list.version > self.groups[g].membership.version
+        {
+            self.adopt(g, now, list);
         }
         let Some(addr) = self.groups[g].membership.member(&candidate).map(|m| m.addr) else {
             self.metrics.incr("election.requests.not_member");
