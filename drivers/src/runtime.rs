@@ -355,7 +355,17 @@ impl NodeRuntime {
         if mix != MixConfig::default() {
             tracing::info!(service = ?mix.service, client = mix.client, provider = ?mix.provider, "in the mixnet");
         }
-        let config = NodeConfig { identity, seed, params, local_addr: listen, bootstrap, content, relay, mix };
+        let config = NodeConfig {
+            identity,
+            seed,
+            params,
+            local_addr: listen,
+            bootstrap,
+            content,
+            relay,
+            mix,
+            election: Default::default(),
+        };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
         #[cfg(feature = "test-hooks")]
@@ -568,6 +578,7 @@ impl NodeRuntime {
             Event::Circuit(event) => self.on_circuit_event(event),
             Event::Overlay(event) => self.on_overlay_event(event),
             Event::Mix(event) => self.on_mix_event(event),
+            Event::Election(event) => tracing::info!(?event, "election event"),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);

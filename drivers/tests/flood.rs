@@ -22,6 +22,8 @@ fn malformed(bytes: &[u8]) -> bool {
         Ok((MessageKind::Circuit, _)) => allium_engine::circuit::cell::Cell::parse(bytes).is_err(),
         // The node takes no part in the mixnet and refuses all of it.
         Ok((MessageKind::Mix | MessageKind::MixDelivery | MessageKind::MixControl, _)) => true,
+        // Nor in any election group.
+        Ok((MessageKind::Election, _)) => true,
     }
 }
 

@@ -48,6 +48,7 @@
 //! * [`overlay`]: content-addressed objects (chunks, manifests, fetch, replication).
 //! * [`circuit`]: onion circuits and streams (relays, cells, handshakes, exits).
 //! * [`mix`]: the mixnet (Sphinx packets so far).
+//! * [`election`]: lease-based leader election in signed membership groups.
 //! * [`wire`]: datagram framing and the control-message codec.
 //! * [`crypto`]: the [`CryptoSuite`], AEAD, key agreement, KDF.
 //! * [`identity`]: Ed25519 identity and [`NodeId`].
@@ -59,6 +60,7 @@
 pub mod circuit;
 pub mod crypto;
 pub mod dht;
+pub mod election;
 pub mod identity;
 pub mod metrics;
 pub mod mix;

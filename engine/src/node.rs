@@ -5,6 +5,7 @@ use crate::circuit::client::StreamOp;
 use crate::circuit::descriptor::{RelayDescriptor, descriptor_name};
 use crate::circuit::{CircuitDhtRequest, CircuitEvent, CircuitHandle, Circuits, RelayConfig, StreamEnd, StreamHandle};
 use crate::dht::{Dht, DhtEvent, Key, PeerInfo};
+use crate::election::{Election, ElectionCommand, ElectionConfig, ElectionEvent};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::mix::{MixAddress, MixConfig, MixDhtRequest, MixEvent, Mixnet, ReplyHandle};
@@ -48,6 +49,8 @@ pub struct NodeConfig {
     pub relay: RelayConfig,
     /// The node's part in the mixnet (mix, provider, client).
     pub mix: MixConfig,
+    /// The election groups the node belongs to (default none).
+    pub election: ElectionConfig,
 }
 
 /// An input to [`Node::handle_input`].
@@ -186,6 +189,8 @@ pub enum Command {
         /// The answer.
         data: Vec<u8>,
     },
+    /// An election command (join a group, remove a member, leave).
+    Election(ElectionCommand),
 }
 
 /// Something the node wants done or wants known.
@@ -215,6 +220,8 @@ pub enum Event {
     Circuit(CircuitEvent),
     /// A mixnet event.
     Mix(MixEvent),
+    /// A leader-election event.
+    Election(ElectionEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -248,6 +255,7 @@ pub struct Node {
     overlay: Overlay,
     circuits: Circuits,
     mixnet: Mixnet,
+    election: Election,
     /// Internal command id → the machine that asked for a DHT operation and its token.
     internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
@@ -263,7 +271,7 @@ impl Node {
 
     /// A node rebuilt from what it persisted before a restart.
     pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix } = config;
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election } = config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -277,6 +285,7 @@ impl Node {
         let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
+        let election = Election::new(now, &identity, params.election.clone(), election, seed.stream("election"));
         Node {
             identity,
             params,
@@ -284,6 +293,7 @@ impl Node {
             overlay,
             circuits,
             mixnet,
+            election,
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
@@ -326,6 +336,11 @@ impl Node {
         &self.mixnet
     }
 
+    /// Read access to the election machine (groups, leaders, leases).
+    pub fn election(&self) -> &Election {
+        &self.election
+    }
+
     /// Test hooks of the circuit machine (fault injection).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn circuits_mut(&mut self) -> &mut Circuits {
@@ -343,6 +358,7 @@ impl Node {
                 self.overlay.handle_timeout(now);
                 self.circuits.handle_timeout(now);
                 self.mixnet.handle_timeout(now);
+                self.election.handle_timeout(now);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -442,6 +458,10 @@ impl Node {
                 moved = true;
                 self.outputs.push_back(output);
             }
+            while let Some(output) = self.election.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
             if !moved {
                 break;
             }
@@ -463,6 +483,7 @@ impl Node {
             MessageKind::Mix | MessageKind::MixDelivery | MessageKind::MixControl => {
                 self.mixnet.handle_datagram(now, from, kind, bytes)
             }
+            MessageKind::Election => self.election.handle_datagram(now, from, body),
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -535,6 +556,7 @@ impl Node {
                 self.mixnet.send(now, id, recipient, data, reply_blocks).map_err(|e| e.to_string())
             }
             Command::MixReply { handle, data } => self.mixnet.reply(now, id, handle, data).map_err(|e| e.to_string()),
+            Command::Election(command) => self.election.command(now, command).map_err(|e| e.to_string()),
         }
     }
 
@@ -546,17 +568,24 @@ impl Node {
 
     /// The earliest instant at which the node wants [`Input::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.dht.poll_timeout(), self.overlay.poll_timeout(), self.circuits.poll_timeout(), self.mixnet.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.dht.poll_timeout(),
+            self.overlay.poll_timeout(),
+            self.circuits.poll_timeout(),
+            self.mixnet.poll_timeout(),
+            self.election.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
         let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
-        for (name, value) in machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter()) {
+        let machines = machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter());
+        for (name, value) in machines.chain(self.election.metrics().iter()) {
             all.add(name, value);
         }
         all

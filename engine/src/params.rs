@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::circuit::CircuitParams;
 pub use crate::dht::DhtParams;
+pub use crate::election::ElectionParams;
 pub use crate::mix::MixParams;
 pub use crate::overlay::OverlayParams;
 
@@ -26,6 +27,8 @@ pub struct Params {
     pub circuit: CircuitParams,
     /// Mixnet parameters (`[mix]`).
     pub mix: MixParams,
+    /// Lease-election parameters (`[election]`).
+    pub election: ElectionParams,
 }
 
 /// Why a parameter override was refused.
@@ -68,7 +71,8 @@ impl Params {
         self.dht.validate()?;
         self.overlay.validate()?;
         self.circuit.validate()?;
-        self.mix.validate()
+        self.mix.validate()?;
+        self.election.validate()
     }
 }
 

@@ -148,6 +148,7 @@ pub fn run_relay_script(script: &[RelayStep]) -> allium_engine::Metrics {
         content: Box::<allium_engine::overlay::MemoryStore>::default(),
         relay,
         mix: Default::default(),
+        election: Default::default(),
     };
     let mut now = Instant::from_secs(1);
     let mut node = Node::new(now, config);

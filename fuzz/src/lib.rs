@@ -28,6 +28,8 @@
 //!   payloads into fresh and primed channels).
 //! * [`codec`]: targets for the byte-level decoders (framing, DHT messages,
 //!   persisted state).
+//! * [`election`]: the election message decoder, and one group member
+//!   driven by a script.
 //! * [`mix`]: the mixnet's Sphinx packets (decoder, processing, round
 //!   trips with SURB replies).
 //! * [`mix_provider`]: provider-to-client frames, and a mixnet provider
@@ -48,6 +50,7 @@ pub mod circuit_channel;
 pub mod circuit_directory;
 pub mod circuit_relay;
 pub mod codec;
+pub mod election;
 pub mod mix;
 pub mod mix_descriptor;
 pub mod mix_message;

@@ -375,6 +375,9 @@ impl Harness {
             MessageKind::Mix | MessageKind::MixDelivery => Err(WireError::Protocol("not a mixnet node")),
             MessageKind::MixControl => allium_engine::mix::frame::Control::parse(body, &self.local)
                 .and(Err(WireError::Protocol("not a mixnet node"))),
+            // The node is in no election group: whatever decodes is refused.
+            MessageKind::Election => allium_engine::election::ElectionMessage::decode(body)
+                .and(Err(WireError::Protocol("unknown election group"))),
         }
     }
 
@@ -469,7 +472,7 @@ impl Harness {
                         }
                         Event::CommandRejected { id, .. } => assert!(self.commands.contains(&id)),
                         Event::Dht(event) => self.dht_event(&event),
-                        Event::Overlay(_) | Event::Circuit(_) | Event::Mix(_) => {}
+                        Event::Overlay(_) | Event::Circuit(_) | Event::Mix(_) | Event::Election(_) => {}
                     }
                 }
             }

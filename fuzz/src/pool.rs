@@ -91,6 +91,7 @@ pub fn node_config(params: Params, bootstrap: Vec<Addr>) -> NodeConfig {
         content: Box::<MemoryStore>::default(),
         relay: Default::default(),
         mix: Default::default(),
+        election: Default::default(),
     }
 }
 

@@ -43,6 +43,8 @@ pub enum MessageKind {
     MixDelivery = 5,
     /// A client's subscription to its provider, and the answer.
     MixControl = 6,
+    /// A lease-election message (see `election::messages`).
+    Election = 7,
 }
 
 impl MessageKind {
@@ -55,6 +57,7 @@ impl MessageKind {
             4 => Some(MessageKind::Mix),
             5 => Some(MessageKind::MixDelivery),
             6 => Some(MessageKind::MixControl),
+            7 => Some(MessageKind::Election),
             _ => None,
         }
     }

@@ -165,6 +165,7 @@ impl Net {
             content: Box::new(self.stores[index].clone()),
             relay: self.relays.get(&index).cloned().unwrap_or_default(),
             mix: self.mixes.get(&index).copied().unwrap_or_default(),
+            election: Default::default(),
         }
     }
 

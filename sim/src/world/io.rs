@@ -220,6 +220,7 @@ impl World {
             Event::Overlay(event) => self.on_overlay_event(key, event),
             // The simulator's mixnet support (roles, workload, measurement) arrives with its own module.
             Event::Mix(_) => {}
+            Event::Election(_) => {}
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);
                 self.recorder.record(&TraceEvent::Rejected { at, node, from, reason: error.metric() });

@@ -52,6 +52,7 @@ impl World {
             content: Box::new(content.clone()),
             relay,
             mix: Default::default(),
+            election: Default::default(),
         }
     }
 
