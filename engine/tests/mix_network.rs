@@ -113,6 +113,9 @@ fn messages_cross_three_layers_and_replies_come_back() {
         assert!(metric(&net, m, "mix.packets.forwarded") > 0);
     }
     let handle = got[0].1.expect("reply blocks came with it");
+    // Three fragments need three reply blocks; two came.
+    let too_long = net.command(B, Command::MixReply { handle, data: message(5000, 9) });
+    assert!(net.events.iter().any(|(i, e)| *i == B && matches!(e, Event::CommandRejected { id, .. } if *id == too_long)));
     let answer = message(300, 2);
     let reply_id = net.command(B, Command::MixReply { handle, data: answer.clone() });
     net.run_for(Duration::from_secs(10));
@@ -254,4 +257,51 @@ fn the_same_seed_gives_the_same_run() {
         net.events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()
     };
     assert_eq!(run(8), run(8));
+}
+
+#[test]
+fn a_mix_that_does_not_know_the_next_hop_yet_looks_it_up() {
+    // Mixes and providers join and fetch their topology; then a second mix
+    // of the last layer (6) joins. The layer-1 mix (2) will not refresh its
+    // topology for 300 s, but 6's own loop cover reaches it within seconds,
+    // bound for 6: mix 2 must look 6 up rather than drop those packets.
+    let mut p = params();
+    p.mix.topology_refresh_secs = 300;
+    let mut net = Net::new(10, p);
+    for (layer, &i) in MIXES.iter().enumerate() {
+        net.mixes.insert(i, MixConfig { service: MixService::Mix { layer: Some(layer as u8) }, ..Default::default() });
+    }
+    for &i in &PROVIDERS {
+        net.mixes.insert(i, MixConfig { service: MixService::Provider, ..Default::default() });
+    }
+    net.mixes.insert(6, MixConfig { service: MixService::Mix { layer: Some(2) }, ..Default::default() });
+    for i in [7, 8] {
+        net.mixes.insert(i, MixConfig { client: true, ..Default::default() });
+    }
+    net.add_node(&[]);
+    for _ in 1..=5 {
+        net.add_node(&[0]);
+        net.run_for(Duration::from_millis(200));
+    }
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(net.node(2).mixnet().status().layers, vec![1, 1, 1]);
+    let refreshes = metric(&net, 2, "mix.topology.refreshes");
+    net.add_node(&[0]);
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(metric(&net, 2, "mix.topology.refreshes"), refreshes, "no refresh in between");
+    assert!(metric(&net, 2, "mix.packets.parked") > 0, "packets waited for 6's descriptor");
+    assert_eq!(net.node(2).mixnet().status().layers, vec![1, 1, 2], "mix 2 looked 6 up");
+    assert!(metric(&net, 6, "mix.mix_loops.returned") > 0);
+    net.add_node(&[0]);
+    net.add_node(&[0]);
+    net.run_for(Duration::from_secs(20));
+    let to = address(&net, 8).expect("8 is ready");
+    let ids: Vec<u64> = (0..6u8)
+        .map(|i| net.command(7, Command::MixSend { recipient: to, data: message(3000, i), reply_blocks: 0 }))
+        .collect();
+    net.run_for(Duration::from_secs(20));
+    assert!(ids.iter().all(|&id| delivered(&net, 7, id)));
+    for m in [1, 2, 3, 6] {
+        assert_eq!(metric(&net, m, "mix.packets.unroutable"), 0, "mix {m}");
+    }
 }

@@ -154,7 +154,8 @@ pub enum MixSendError {
     /// The client's send queue (`mix.send_queue_packets`) is full.
     #[error("send queue full")]
     QueueFull,
-    /// No reply block is left for this handle.
+    /// Fewer reply blocks are left under this handle than the answer has
+    /// fragments (each fragment, and each retransmission, takes one).
     #[error("no reply block left")]
     NoReplyBlock,
     /// A fragment was not acknowledged after `mix.max_retransmits` retries.

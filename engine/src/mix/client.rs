@@ -144,13 +144,7 @@ impl Mixnet {
         }
         let reply_surbs = match route {
             Route::Forward(to) => self.reply_surbs(now, id, to, reply_blocks)?,
-            Route::Reply(handle) => {
-                let available = self.client.as_ref().and_then(|c| c.replies.get(&handle)).map_or(0, |r| r.1.len());
-                if available == 0 {
-                    return Err(MixSendError::NoReplyBlock);
-                }
-                Vec::new()
-            }
+            Route::Reply(_) => Vec::new(),
         };
         let body = MessageBody { reply_surbs, data }.encode();
         let max = match route {
@@ -162,6 +156,13 @@ impl Mixnet {
         let Some(client) = self.client.as_mut() else { return Err(MixSendError::NotClient) };
         if pieces.len() > message::MAX_FRAGMENTS {
             return Err(MixSendError::TooLarge(format!("more than {} fragments", message::MAX_FRAGMENTS)));
+        }
+        if let Route::Reply(handle) = route {
+            // One reply block per fragment (retransmissions take spares, if any).
+            let available = client.replies.get(&handle).map_or(0, |r| r.1.len());
+            if available < pieces.len() {
+                return Err(MixSendError::NoReplyBlock);
+            }
         }
         if client.send_queue.len() + pieces.len() > capacity {
             return Err(MixSendError::QueueFull);

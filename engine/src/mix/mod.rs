@@ -304,10 +304,8 @@ impl Mixnet {
     pub fn on_dht_event(&mut self, now: Instant, token: u64, event: DhtEvent) {
         let Some(purpose) = self.dht_pending.remove(&token) else { return };
         match (purpose, event) {
-            (DhtPurpose::Publish, DhtEvent::PutFinished { stored, .. }) => {
-                self.metrics.incr(if stored > 0 { "mix.descriptor.published" } else { "mix.descriptor.unstored" })
-            }
-            (DhtPurpose::Announce, DhtEvent::ProvideFinished { .. }) => self.metrics.incr("mix.descriptor.announced"),
+            (DhtPurpose::Publish, DhtEvent::PutFinished { stored, .. }) => self.on_published(now, stored),
+            (DhtPurpose::Announce, DhtEvent::ProvideFinished { stored, .. }) => self.on_announced(now, stored),
             (DhtPurpose::Find(_), DhtEvent::ProvidersFound { providers, .. }) => {
                 let ids = providers.iter().map(|p| p.provider.id).collect();
                 self.on_found(now, ids)

@@ -29,6 +29,9 @@ use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
 use zeroize::Zeroizing;
 
+/// Unknown next hops whose descriptors a mix looks up at once, at most.
+const MAX_PARKED_HOPS: usize = 16;
+
 /// A packet held by a mix.
 #[derive(Debug)]
 pub(super) struct Held {
@@ -61,6 +64,11 @@ pub(super) struct Service {
     subscribers: BTreeMap<NodeId, Subscriber>,
     inbox: BTreeMap<NodeId, VecDeque<Stored>>,
     held: usize,
+    /// Packets for next hops not (yet) in the topology, while their
+    /// descriptors are fetched.
+    parked: BTreeMap<NodeId, Vec<Held>>,
+    /// Packets in `parked`.
+    parked_count: usize,
     /// Keys the stateless subscription challenges.
     challenge_key: Zeroizing<[u8; 32]>,
 }
@@ -96,6 +104,8 @@ impl Service {
             subscribers: BTreeMap::new(),
             inbox: BTreeMap::new(),
             held: 0,
+            parked: BTreeMap::new(),
+            parked_count: 0,
             challenge_key: {
                 let mut key = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(key.as_mut());
@@ -232,15 +242,55 @@ impl Mixnet {
         self.observe(MixObservation::Pushed { input, delivery: digest });
     }
 
-    /// Sends a processed packet to its next hop.
+    /// Sends a processed packet to its next hop. A next hop this node does
+    /// not know (a mix that joined since the last topology refresh) is
+    /// looked up, and the packet waits for the answer.
     fn send_on(&mut self, held: Held) {
         let Some(addr) = self.topology.addr(&held.next) else {
-            self.metrics.incr("mix.packets.unroutable");
+            self.park(held);
             return;
         };
         self.metrics.incr("mix.packets.forwarded");
         let output = self.transmit(addr, mix_datagram(&held.packet));
         self.observe(MixObservation::Released { input: held.input, output });
+    }
+
+    /// Holds a packet for an unknown next hop and fetches its descriptor.
+    fn park(&mut self, held: Held) {
+        let capacity = self.params.queue_capacity as usize;
+        let Some(service) = self.service.as_mut() else { return };
+        if service.parked_count + service.queue.len() >= capacity {
+            self.metrics.incr("mix.packets.unroutable");
+            return;
+        }
+        let next = held.next;
+        let first = !service.parked.contains_key(&next);
+        // Each unknown next hop costs a DHT lookup: a few at a time, so that
+        // packets naming made-up next hops cannot make this mix flood the DHT.
+        if first && service.parked.len() >= MAX_PARKED_HOPS {
+            self.metrics.incr("mix.packets.unroutable");
+            return;
+        }
+        service.parked.entry(next).or_default().push(held);
+        service.parked_count += 1;
+        self.metrics.incr("mix.packets.parked");
+        if first {
+            self.fetch_descriptor(next);
+        }
+    }
+
+    /// A descriptor fetch ended: send or drop what waited for that node.
+    pub(super) fn unpark(&mut self, id: NodeId) {
+        let Some(service) = self.service.as_mut() else { return };
+        let Some(waiting) = service.parked.remove(&id) else { return };
+        service.parked_count -= waiting.len();
+        if self.topology.addr(&id).is_none() {
+            self.metrics.add("mix.packets.unroutable", waiting.len() as u64);
+            return;
+        }
+        for held in waiting {
+            self.send_on(held);
+        }
     }
 
     /// Sends every held packet that is due.

@@ -22,6 +22,9 @@ const SWEEP: Duration = Duration::from_secs(5);
 /// Republication of the descriptor at least this often, so that it
 /// outlives churn among the nodes that store it.
 const REPUBLISH: Duration = Duration::from_secs(1800);
+/// Retry delay after a publication or announcement no peer stored (the
+/// first node of a network has no one to store it with yet).
+const STORE_RETRY: Duration = Duration::from_secs(10);
 /// Fetch rounds in a row a descriptor must be missing before the node is dropped.
 const MISSES_TO_DROP: u32 = 2;
 /// Retry delay after a fetch round that left the topology incomplete.
@@ -32,6 +35,8 @@ const INCOMPLETE_RETRY: Duration = Duration::from_secs(10);
 pub(super) struct Upkeep {
     descriptor_version: u64,
     next_publish: Instant,
+    /// When to announce again under the layer's key (after nobody stored it).
+    next_announce: Instant,
     next_refresh: Instant,
     /// Searches and descriptor fetches of the current round still running.
     searches: usize,
@@ -47,6 +52,7 @@ impl Upkeep {
         Upkeep {
             descriptor_version: 1,
             next_publish: Instant::MAX,
+            next_announce: Instant::MAX,
             next_refresh: Instant::MAX,
             searches: 0,
             fetching: BTreeSet::new(),
@@ -70,14 +76,41 @@ impl Mixnet {
         self.upkeep.bootstrapped = true;
         if let Some(layer) = self.service.as_ref().map(|s| s.layer()) {
             self.publish(now);
-            let key = layer.map_or_else(providers_key, layer_key);
-            self.dht(DhtPurpose::Announce, MixDhtRequest::Provide(key));
+            self.announce();
             if layer.is_some() {
                 self.schedule(MixTimer::MixLoop, now, self.params.mix_loop_rate_per_sec);
             }
         }
         self.refresh_topology(now);
         self.timers.set(MixTimer::Housekeeping, Some(now.saturating_add(SWEEP)));
+    }
+
+    /// Announces this node under its layer's key (or the providers').
+    fn announce(&mut self) {
+        let Some(layer) = self.service.as_ref().map(|s| s.layer()) else { return };
+        self.upkeep.next_announce = Instant::MAX;
+        let key = layer.map_or_else(providers_key, layer_key);
+        self.dht(DhtPurpose::Announce, MixDhtRequest::Provide(key));
+    }
+
+    /// A descriptor publication finished; retried soon when nobody stored it.
+    pub(super) fn on_published(&mut self, now: Instant, stored: usize) {
+        if stored > 0 {
+            self.metrics.incr("mix.descriptor.published");
+        } else {
+            self.metrics.incr("mix.descriptor.unstored");
+            self.upkeep.next_publish = self.upkeep.next_publish.min(now.saturating_add(STORE_RETRY));
+        }
+    }
+
+    /// An announcement finished; retried soon when nobody stored it.
+    pub(super) fn on_announced(&mut self, now: Instant, stored: usize) {
+        if stored > 0 {
+            self.metrics.incr("mix.descriptor.announced");
+        } else {
+            self.metrics.incr("mix.descriptor.unannounced");
+            self.upkeep.next_announce = now.saturating_add(STORE_RETRY);
+        }
     }
 
     /// Signs and stores the current descriptor (and updates our own entry).
@@ -110,12 +143,17 @@ impl Mixnet {
         let max = self.params.topology_max_per_layer as usize;
         let local = self.local.id;
         for id in ids.into_iter().filter(|id| *id != local).take(max) {
-            if self.upkeep.fetching.insert(id) {
-                let key = key_for_name(&descriptor_name(&id));
-                self.dht(DhtPurpose::Descriptor(id), MixDhtRequest::GetValue(key));
-            }
+            self.fetch_descriptor(id);
         }
         self.round_done(now);
+    }
+
+    /// Fetches a node's descriptor, unless a fetch is running.
+    pub(super) fn fetch_descriptor(&mut self, id: NodeId) {
+        if self.upkeep.fetching.insert(id) {
+            let key = key_for_name(&descriptor_name(&id));
+            self.dht(DhtPurpose::Descriptor(id), MixDhtRequest::GetValue(key));
+        }
     }
 
     /// A descriptor fetch answered.
@@ -137,6 +175,7 @@ impl Mixnet {
                 }
             }
         }
+        self.unpark(id);
         self.round_done(now);
     }
 
@@ -159,6 +198,9 @@ impl Mixnet {
         let rotated = self.service_housekeeping(now);
         if rotated || now >= self.upkeep.next_publish {
             self.publish(now);
+        }
+        if now >= self.upkeep.next_announce {
+            self.announce();
         }
         if now >= self.upkeep.next_refresh {
             self.refresh_topology(now);
