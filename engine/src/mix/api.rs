@@ -133,6 +133,12 @@ pub enum MixObservation {
         /// The delivery datagram sent to the client.
         delivery: PacketDigest,
     },
+    /// An accepted packet was dropped without leaving: its next hop is
+    /// not in this node's topology, or the mix queue was full.
+    Dropped {
+        /// The datagram that arrived.
+        input: PacketDigest,
+    },
     /// A delivery from its provider reached this client.
     Arrived {
         /// The delivery datagram.

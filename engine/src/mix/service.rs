@@ -171,8 +171,10 @@ impl Mixnet {
                     self.send_on(held);
                 } else if let Some(service) = self.service.as_mut() {
                     let delay = Duration::from_micros(u64::from(delay_us));
-                    if service.queue.push(now, delay, held).is_err() {
+                    let full = service.queue.push(now, delay, held).is_err();
+                    if full {
                         self.metrics.incr("mix.queue.overflow");
+                        self.observe(MixObservation::Dropped { input });
                     }
                     self.arm_queue();
                 }
@@ -261,6 +263,7 @@ impl Mixnet {
         let Some(service) = self.service.as_mut() else { return };
         if service.parked_count + service.queue.len() >= capacity {
             self.metrics.incr("mix.packets.unroutable");
+            self.observe(MixObservation::Dropped { input: held.input });
             return;
         }
         let next = held.next;
@@ -269,6 +272,7 @@ impl Mixnet {
         // packets naming made-up next hops cannot make this mix flood the DHT.
         if first && service.parked.len() >= MAX_PARKED_HOPS {
             self.metrics.incr("mix.packets.unroutable");
+            self.observe(MixObservation::Dropped { input: held.input });
             return;
         }
         service.parked.entry(next).or_default().push(held);
@@ -286,6 +290,9 @@ impl Mixnet {
         service.parked_count -= waiting.len();
         if self.topology.addr(&id).is_none() {
             self.metrics.add("mix.packets.unroutable", waiting.len() as u64);
+            for held in waiting {
+                self.observe(MixObservation::Dropped { input: held.input });
+            }
             return;
         }
         for held in waiting {
