@@ -29,12 +29,17 @@
 //!   counters (for example `wire.rejected`, `dht.requests.sent`) are summed over all nodes.
 //! * `circuit.*` and `stream.*`: see `stats/circuit.rs` (built circuits, stream
 //!   throughput and time to first byte, corrupted bytes).
+//! * `mix.*` (mixnet scenarios only): see `stats/mix.rs` (end-to-end latency against the
+//!   Loopix model, sender anonymity in bits, delivery and reply success, cover fraction).
 //!
 //! Percentiles are exact: every sample is kept and sorted at the end, and
 //! the p-th percentile is the nearest-rank value (the smallest sample with
 //! at least p% of the samples at or below it).
 
 mod circuit;
+mod mix;
+
+pub use mix::MixModel;
 
 use crate::checkers::{ChunkVerdict, OverlayTruth, lookup_succeeded};
 use crate::net::DropCause;
@@ -106,6 +111,7 @@ pub struct Stats {
     snapshot_nodes: u64,
     overlay: OverlayStats,
     circuits: circuit::CircuitStats,
+    mix: mix::MixStats,
 }
 
 /// Overlay measurements.
@@ -206,7 +212,14 @@ impl Stats {
             snapshot_nodes: 0,
             overlay: OverlayStats::default(),
             circuits: circuit::CircuitStats::default(),
+            mix: mix::MixStats::default(),
         }
+    }
+
+    /// Sets what the mixnet latency model needs (layers, μ, the network's latencies).
+    pub fn with_mix_model(mut self, model: MixModel) -> Self {
+        self.mix = mix::MixStats::new(model);
+        self
     }
 
     fn count(&mut self, name: &'static str) {
@@ -217,6 +230,7 @@ impl Stats {
     pub fn on_event(&mut self, event: &TraceEvent<'_>) {
         self.overlay.on_event(event);
         self.circuits.on_event(event);
+        self.mix.on_event(event);
         match event {
             TraceEvent::Deliver { bytes, .. } => {
                 self.delivered += 1;
@@ -307,7 +321,14 @@ impl Stats {
             | TraceEvent::StreamEnd { .. }
             | TraceEvent::RelayCreated { .. }
             | TraceEvent::RelayExtended { .. }
-            | TraceEvent::RelayExit { .. } => {}
+            | TraceEvent::RelayExit { .. }
+            | TraceEvent::MixNode { .. }
+            | TraceEvent::MixReady { .. }
+            | TraceEvent::MixSend { .. }
+            | TraceEvent::MixReceived { .. }
+            | TraceEvent::MixDelivered { .. }
+            | TraceEvent::MixFailed { .. }
+            | TraceEvent::MixPacket { .. } => {}
         }
     }
 
@@ -366,6 +387,7 @@ impl Stats {
         }
         self.overlay.metrics(&mut put);
         self.circuits.metrics(&mut put);
+        self.mix.metrics(&mut put);
         m
     }
 }

@@ -20,11 +20,18 @@
 //!   response, in order, and a cleanly finished stream delivered all of it.
 //! * [`RelayAnonymity`] (`relay_anonymity`): no relay observes both a stream's client and its
 //!   destination (the exit is never adjacent to the client, no relay appears twice on a circuit).
+//! * [`MixPacketSize`] (`mix_packet_size`): every mix datagram (kinds `Mix` and `MixDelivery`) on
+//!   every link is exactly 2 + 2,362 bytes.
+//! * [`MixUnlinkable`] (`mix_unlinkable`): no mix datagram a node sends is byte-identical to one
+//!   it received (within a bounded window).
+//! * [`MixMessageIntegrity`] (`mix_message_integrity`): every message a mix client receives is
+//!   byte for byte one the workload sent, at the node it was sent to.
 
 mod circuits;
 mod integrity;
 mod liveness;
 mod lookup;
+mod mix;
 mod overlay;
 mod routing;
 
@@ -32,6 +39,10 @@ pub use circuits::{CellSize, DataVerdict, RelayAnonymity, StreamIntegrity, Strea
 pub use integrity::RecordIntegrity;
 pub use liveness::{Liveness, lookup_succeeded};
 pub use lookup::LookupSanity;
+pub use mix::{
+    MESSAGE_HEADER_LEN, MIX_DATAGRAM_LEN, MixMessageIntegrity, MixPacketSize, MixTruth, MixUnlinkable, Receipt,
+    SentMessage, UNLINKABLE_WINDOW_NS, is_mix_datagram, message_bytes, message_nonce,
+};
 pub use overlay::{ChunkVerdict, Holders, OverlayIntegrity, OverlayLiveness, OverlayTruth};
 pub use routing::RoutingBound;
 
@@ -81,6 +92,9 @@ pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
         Box::new(CellSize::default()),
         Box::new(StreamIntegrity::default()),
         Box::new(RelayAnonymity::default()),
+        Box::new(MixPacketSize::default()),
+        Box::new(MixUnlinkable::default()),
+        Box::new(MixMessageIntegrity::default()),
     ]
 }
 

@@ -14,6 +14,7 @@
 //! ```
 
 mod faults;
+mod mixnet;
 mod overrides;
 mod relays;
 mod swarm;
@@ -21,6 +22,7 @@ mod swarm;
 pub use faults::{
     ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault,
 };
+pub use mixnet::{MixRole, MixnetConfig};
 pub use relays::RelaysConfig;
 pub use swarm::{SwarmBounds, SwarmMix};
 
@@ -84,6 +86,8 @@ pub struct Scenario {
     pub faults: FaultsConfig,
     /// Which nodes relay onion circuits (`[relays]`).
     pub relays: RelaysConfig,
+    /// Which nodes are mixes, providers and mix clients (`[mixnet]`).
+    pub mixnet: MixnetConfig,
     /// Checker settings (`[checks]`).
     pub checks: ChecksConfig,
     /// Bounds of the fault mix drawn by `--swarm` and `chaos` (`[swarm]`).
@@ -107,6 +111,7 @@ impl Default for Scenario {
             workload: WorkloadConfig::default(),
             faults: FaultsConfig::default(),
             relays: RelaysConfig::default(),
+            mixnet: MixnetConfig::default(),
             checks: ChecksConfig::default(),
             swarm: SwarmBounds::default(),
             params: Params::default(),
@@ -231,6 +236,21 @@ pub struct WorkloadConfig {
     /// Time a simulated destination takes to accept a connection, and again
     /// to start answering a request, in milliseconds. Default 20.
     pub destination_ms: u64,
+    /// Messages sent through the mixnet, network-wide, per second (Poisson
+    /// arrivals): a random ready mix client sends a message to another
+    /// random ready client. Needs `mixnet.mix_fraction > 0`. Default 0.0.
+    pub mix_messages_per_sec: f64,
+    /// Smallest mixnet message; sizes are log-uniform between
+    /// `mix_bytes_min` and `mix_bytes_max` (at least 8: the first 8 bytes
+    /// are the nonce that names the content), in bytes. Default 256.
+    pub mix_bytes_min: u64,
+    /// Largest mixnet message, in bytes (at most `params.mix.max_message_bytes`). Default 4096.
+    pub mix_bytes_max: u64,
+    /// Share of mixnet messages that carry one reply block and are answered
+    /// once by their recipient through it, a probability. An answer's size
+    /// is drawn like a message's but at most 2,005 bytes: one reply block
+    /// carries one fragment. Default 0.0.
+    pub mix_reply_fraction: f64,
 }
 
 impl Default for WorkloadConfig {
@@ -250,6 +270,10 @@ impl Default for WorkloadConfig {
             stream_bytes_max: 256 * 1024,
             destinations: 16,
             destination_ms: 20,
+            mix_messages_per_sec: 0.0,
+            mix_bytes_min: 256,
+            mix_bytes_max: 4096,
+            mix_reply_fraction: 0.0,
         }
     }
 }
@@ -395,6 +419,7 @@ impl Scenario {
         self.validate_workload()?;
         self.faults.validate(&self.network.regions)?;
         self.relays.validate()?;
+        self.mixnet.validate(self.nodes, self.params.mix.layers)?;
         self.swarm.validate()
     }
 
@@ -440,6 +465,7 @@ impl Scenario {
             ("publish_per_sec", w.publish_per_sec),
             ("fetches_per_sec", w.fetches_per_sec),
             ("streams_per_sec", w.streams_per_sec),
+            ("mix_messages_per_sec", w.mix_messages_per_sec),
         ] {
             if !(0.0..=100_000.0).contains(&rate) {
                 return Err(invalid(&format!("workload.{key}"), "must be between 0 and 100000"));
@@ -471,6 +497,19 @@ impl Scenario {
         }
         if w.streams_per_sec > 0.0 && self.relays.fraction <= 0.0 {
             return Err(invalid("workload.streams_per_sec", "streams need relays (relays.fraction > 0)"));
+        }
+        let min_bytes = crate::checkers::MESSAGE_HEADER_LEN as u64;
+        if w.mix_bytes_min < min_bytes || w.mix_bytes_max < w.mix_bytes_min {
+            return Err(invalid("workload.mix_bytes_min", "need 8 <= mix_bytes_min <= mix_bytes_max"));
+        }
+        if w.mix_bytes_max > u64::from(self.params.mix.max_message_bytes) {
+            return Err(invalid("workload.mix_bytes_max", "must be at most params.mix.max_message_bytes"));
+        }
+        if !(0.0..=1.0).contains(&w.mix_reply_fraction) {
+            return Err(invalid("workload.mix_reply_fraction", "must be in [0, 1]"));
+        }
+        if w.mix_messages_per_sec > 0.0 && !self.mixnet.enabled() {
+            return Err(invalid("workload.mix_messages_per_sec", "messages need a mixnet (mixnet.mix_fraction > 0)"));
         }
         Ok(())
     }

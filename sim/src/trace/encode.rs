@@ -1,10 +1,14 @@
 //! The compact binary encoding of trace events that feeds the trace hash:
 //! a tag byte, the time, then the fields in declaration order, integers
 //! little-endian, identifiers as their 32 bytes, byte strings and lists
-//! length-prefixed. Datagrams are included in full.
+//! length-prefixed. Datagrams are included in full. Mix packet observations
+//! (about a million in `mix-1k`) are kept compact: a sub-tag, 16-byte
+//! digests and a kind byte, 30 to 46 bytes in all.
 
 use super::event::{FaultEdge, FetchFigures, Phase, QueryFigures, RecordView, TraceEvent};
+use crate::scenario::MixRole;
 use allium_engine::NodeId;
+use allium_engine::mix::{MixObservation, PacketKind};
 use allium_engine::overlay::{Cid, Holding};
 
 struct Out<'a>(&'a mut Vec<u8>);
@@ -19,6 +23,16 @@ impl Out<'_> {
         self
     }
     fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn opt_u64(&mut self, v: Option<u64>) -> &mut Self {
+        match v {
+            Some(v) => self.u8(1).u64(v),
+            None => self.u8(0),
+        }
+    }
+    fn u128(&mut self, v: u128) -> &mut Self {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
@@ -69,6 +83,31 @@ pub fn holding_code(h: Holding) -> u8 {
         Holding::Replica => 1,
         Holding::Cached => 2,
     }
+}
+
+/// Stable code of a mix packet's kind.
+pub fn packet_kind_code(kind: PacketKind) -> u8 {
+    match kind {
+        PacketKind::Message => 0,
+        PacketKind::Ack => 1,
+        PacketKind::Reply => 2,
+        PacketKind::LoopCover => 3,
+        PacketKind::DropCover => 4,
+        PacketKind::MixLoop => 5,
+    }
+}
+
+/// A mix observation: a sub-tag, then its digests (16 bytes each) and kind.
+fn observation(o: &mut Out<'_>, observation: &MixObservation) {
+    match *observation {
+        MixObservation::Originated { packet, kind } => o.u8(0).u128(packet.0).u8(packet_kind_code(kind)),
+        MixObservation::Accepted { packet } => o.u8(1).u128(packet.0),
+        MixObservation::Released { input, output } => o.u8(2).u128(input.0).u128(output.0),
+        MixObservation::Consumed { input } => o.u8(3).u128(input.0),
+        MixObservation::Pushed { input, delivery } => o.u8(4).u128(input.0).u128(delivery.0),
+        MixObservation::Arrived { delivery, kind } => o.u8(5).u128(delivery.0).u8(kind.map_or(0xff, packet_kind_code)),
+        MixObservation::Dropped { input } => o.u8(6).u128(input.0),
+    };
 }
 
 fn edge_code(e: FaultEdge) -> (u8, u32) {
@@ -191,6 +230,29 @@ pub fn encode(event: &TraceEvent<'_>, buf: &mut Vec<u8>) {
         }
         TraceEvent::RelayExit { at, node, prev, prev_circ, host, port } => {
             o.u8(35).u64(*at).u32(*node).u32(*prev).u32(*prev_circ).bytes(host.as_bytes()).u32(u32::from(*port))
+        }
+        TraceEvent::MixNode { at, node, role, region } => {
+            let layer = match role {
+                MixRole::Mix { layer } => *layer,
+                _ => 0xff,
+            };
+            o.u8(36).u64(*at).u32(*node).u8(role.code()).u8(layer).u32(u32::from(*region))
+        }
+        TraceEvent::MixReady { at, node, provider } => o.u8(37).u64(*at).u32(*node).u32(*provider),
+        TraceEvent::MixSend { at, node, id, to, len, nonce, reply_to, reply_blocks } => {
+            o.u8(38).u64(*at).u32(*node).u64(*id).u32(*to).u64(*len).u64(*nonce).opt_u64(*reply_to).u8(*reply_blocks)
+        }
+        TraceEvent::MixReceived { at, node, nonce, reply, data } => {
+            o.u8(39).u64(*at).u32(*node).opt_u64(*nonce).u8(u8::from(*reply)).bytes(data)
+        }
+        TraceEvent::MixDelivered { at, node, id } => o.u8(40).u64(*at).u32(*node).u64(*id),
+        TraceEvent::MixFailed { at, node, id, reason } => {
+            o.u8(41).u64(*at).u32(*node).u64(*id).bytes(reason.as_bytes())
+        }
+        TraceEvent::MixPacket { at, node, observation: obs } => {
+            o.u8(42).u64(*at).u32(*node);
+            observation(&mut o, obs);
+            &mut o
         }
     };
 }

@@ -5,7 +5,9 @@
 //! true closest live node to a lookup's target) are carried in the events.
 
 use crate::net::DropCause;
+use crate::scenario::MixRole;
 use allium_engine::NodeId;
+use allium_engine::mix::MixObservation;
 use allium_engine::overlay::{Cid, Holding};
 
 /// A phase boundary of the run.
@@ -527,6 +529,88 @@ pub enum TraceEvent<'a> {
         /// Destination port.
         port: u16,
     },
+    /// A node of a mixnet scenario took a mixnet role, when it was spawned.
+    MixNode {
+        /// When.
+        at: u64,
+        /// Its index.
+        node: u32,
+        /// Client, provider, or mix of a layer.
+        role: MixRole,
+        /// Its network region (for the latency model).
+        region: u16,
+    },
+    /// A mix client's provider accepted it (`MixEvent::Ready`): it can send and receive.
+    MixReady {
+        /// When.
+        at: u64,
+        /// Client index.
+        node: u32,
+        /// Its provider's index (`u32::MAX` if unknown to the simulator).
+        provider: u32,
+    },
+    /// The workload sent a mixnet message, or answered one through its reply
+    /// block. The content is [`crate::checkers::message_bytes`] of `nonce`.
+    MixSend {
+        /// When.
+        at: u64,
+        /// Sender index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// Recipient index (for an answer: the original sender, whom the replier does not know).
+        to: u32,
+        /// Length in bytes.
+        len: u64,
+        /// Names the content.
+        nonce: u64,
+        /// For an answer: the command id of the message it answers.
+        reply_to: Option<u64>,
+        /// Reply blocks the message carries.
+        reply_blocks: u8,
+    },
+    /// A mix client received a whole message (`MixEvent::Received`).
+    MixReceived {
+        /// When.
+        at: u64,
+        /// Recipient index.
+        node: u32,
+        /// The nonce its first 8 bytes name (`None` if shorter).
+        nonce: Option<u64>,
+        /// Whether it came through a reply block of this node's.
+        reply: bool,
+        /// The message.
+        data: &'a [u8],
+    },
+    /// Every fragment of a message was acknowledged to its sender (`MixEvent::Delivered`).
+    MixDelivered {
+        /// When.
+        at: u64,
+        /// Sender index.
+        node: u32,
+        /// Command id.
+        id: u64,
+    },
+    /// The sender gave a message up, or could not send it (`MixEvent::Failed`).
+    MixFailed {
+        /// When.
+        at: u64,
+        /// Sender index.
+        node: u32,
+        /// Command id.
+        id: u64,
+        /// Why (`unacknowledged`, `no_route`, `no_reply_block`, `queue_full`, `too_large`, `not_client`).
+        reason: &'static str,
+    },
+    /// A packet-level fact at a mixnet node (`MixEvent::Observed`): the global view.
+    MixPacket {
+        /// When.
+        at: u64,
+        /// The node that observed it.
+        node: u32,
+        /// What happened to which packet.
+        observation: MixObservation,
+    },
     /// A periodic routing-table snapshot of one live node.
     Snapshot {
         /// When.
@@ -579,7 +663,14 @@ impl TraceEvent<'_> {
             | TraceEvent::StreamEnd { at, .. }
             | TraceEvent::RelayCreated { at, .. }
             | TraceEvent::RelayExtended { at, .. }
-            | TraceEvent::RelayExit { at, .. } => *at,
+            | TraceEvent::RelayExit { at, .. }
+            | TraceEvent::MixNode { at, .. }
+            | TraceEvent::MixReady { at, .. }
+            | TraceEvent::MixSend { at, .. }
+            | TraceEvent::MixReceived { at, .. }
+            | TraceEvent::MixDelivered { at, .. }
+            | TraceEvent::MixFailed { at, .. }
+            | TraceEvent::MixPacket { at, .. } => *at,
         }
     }
 }

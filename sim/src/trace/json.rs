@@ -2,7 +2,9 @@
 //! Datagrams are shown by length and a BLAKE3 digest rather than in full.
 
 use super::event::{FaultEdge, QueryFigures, TraceEvent};
+use crate::scenario::MixRole;
 use allium_engine::NodeId;
+use allium_engine::mix::{MixObservation, PacketDigest};
 use serde_json::{Value, json};
 
 fn id(id: &NodeId) -> Value {
@@ -23,6 +25,31 @@ fn figures(f: &QueryFigures) -> Value {
 
 fn hex(bytes: &[u8]) -> String {
     allium_engine::identity::hex(bytes)
+}
+
+fn packet(d: PacketDigest) -> String {
+    format!("{:032x}", d.0)
+}
+
+/// The fields of a mix observation.
+fn observation(o: &MixObservation) -> Value {
+    match *o {
+        MixObservation::Originated { packet: p, kind } => {
+            json!({"observed": "originated", "packet": packet(p), "packet_kind": kind.name()})
+        }
+        MixObservation::Accepted { packet: p } => json!({"observed": "accepted", "packet": packet(p)}),
+        MixObservation::Released { input, output } => {
+            json!({"observed": "released", "input": packet(input), "output": packet(output)})
+        }
+        MixObservation::Consumed { input } => json!({"observed": "consumed", "input": packet(input)}),
+        MixObservation::Pushed { input, delivery } => {
+            json!({"observed": "pushed", "input": packet(input), "delivery": packet(delivery)})
+        }
+        MixObservation::Dropped { input } => json!({"observed": "dropped", "input": packet(input)}),
+        MixObservation::Arrived { delivery, kind } => json!({
+            "observed": "arrived", "delivery": packet(delivery), "packet_kind": kind.map(|k| k.name())
+        }),
+    }
 }
 
 /// The event as a JSON object with a `kind` field.
@@ -164,5 +191,38 @@ pub fn to_json(event: &TraceEvent<'_>) -> Value {
             "at": at, "kind": "relay_exit", "node": node, "prev": prev, "prev_circ": prev_circ, "host": host,
             "port": port
         }),
+        TraceEvent::MixNode { at, node, role, region } => {
+            let layer = match role {
+                MixRole::Mix { layer } => Some(*layer),
+                _ => None,
+            };
+            json!({"at": at, "kind": "mix_node", "node": node, "role": role.name(), "layer": layer, "region": region})
+        }
+        TraceEvent::MixReady { at, node, provider } => {
+            json!({"at": at, "kind": "mix_ready", "node": node, "provider": provider})
+        }
+        TraceEvent::MixSend { at, node, id: cmd, to, len, nonce, reply_to, reply_blocks } => json!({
+            "at": at, "kind": "mix_send", "node": node, "id": cmd, "to": to, "len": len, "nonce": nonce,
+            "reply_to": reply_to, "reply_blocks": reply_blocks
+        }),
+        TraceEvent::MixReceived { at, node, nonce, reply, data } => json!({
+            "at": at, "kind": "mix_received", "node": node, "nonce": nonce, "reply": reply, "len": data.len(),
+            "digest": digest(data)
+        }),
+        TraceEvent::MixDelivered { at, node, id: cmd } => {
+            json!({"at": at, "kind": "mix_delivered", "node": node, "id": cmd})
+        }
+        TraceEvent::MixFailed { at, node, id: cmd, reason } => {
+            json!({"at": at, "kind": "mix_failed", "node": node, "id": cmd, "reason": reason})
+        }
+        TraceEvent::MixPacket { at, node, observation: o } => {
+            let mut value = observation(o);
+            if let Value::Object(map) = &mut value {
+                map.insert("at".into(), json!(at));
+                map.insert("kind".into(), json!("mix_packet"));
+                map.insert("node".into(), json!(node));
+            }
+            value
+        }
     }
 }

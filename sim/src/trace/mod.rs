@@ -7,7 +7,7 @@ mod encode;
 mod event;
 mod json;
 
-pub use encode::{encode, holding_code};
+pub use encode::{encode, holding_code, packet_kind_code};
 pub use event::{FaultEdge, FetchFigures, Phase, QueryFigures, RecordView, TraceEvent};
 pub use json::to_json;
 
@@ -130,6 +130,11 @@ impl Recorder {
             self.hasher.update(&self.pending);
             self.pending.clear();
         }
+    }
+
+    /// Adds a checker that sees every later event (for tests and tools).
+    pub fn add_checker(&mut self, checker: Box<dyn Checker>) {
+        self.checkers.push(checker);
     }
 
     /// Whether the determinism check has seen enough and the run may stop.
