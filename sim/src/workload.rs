@@ -25,6 +25,8 @@ pub enum WorkKind {
     Fetch,
     /// A stream through an onion circuit to a simulated destination.
     Stream,
+    /// A message through the mixnet between two ready mix clients.
+    MixMessage,
 }
 
 /// A freshly generated object: its bytes and the simulator's own BLAKE3 hash of each chunk.
@@ -68,6 +70,7 @@ impl<K: Key> Workload<K> {
             WorkKind::Publish => self.config.publish_per_sec,
             WorkKind::Fetch => self.config.fetches_per_sec,
             WorkKind::Stream => self.config.streams_per_sec,
+            WorkKind::MixMessage => self.config.mix_messages_per_sec,
         };
         (rate > 0.0).then(|| exponential_nanos(&mut self.rng, 1.0 / rate).max(1))
     }

@@ -218,8 +218,7 @@ impl World {
             }
             Event::Dht(DhtEvent::ProvideFinished { .. } | DhtEvent::ProvidersFound { .. }) => {}
             Event::Overlay(event) => self.on_overlay_event(key, event),
-            // The simulator's mixnet support (roles, workload, measurement) arrives with its own module.
-            Event::Mix(_) => {}
+            Event::Mix(event) => self.on_mix_event(key, event),
             Event::Election(_) => {}
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);

@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::live::LiveSet;
 use crate::net::Uplink;
 use crate::rng::{SimRng, below, between, exponential_nanos, stream_indexed};
+use crate::scenario::MixRole;
 use crate::scenario::NANOS;
 use crate::trace::TraceEvent;
 use allium_engine::circuit::RelayConfig;
@@ -41,17 +42,23 @@ impl World {
         bootstrap: Vec<Addr>,
         content: &Arc<Mutex<MemoryStore>>,
         relay: RelayConfig,
+        mix: MixRole,
     ) -> NodeConfig {
         let seed = NodeSeed::derive(self.seed, u64::from(index));
+        let mut params = self.scenario.params.clone();
+        // Mixnet nodes report every packet they handle: the simulator's global view.
+        if mix.active() {
+            params.mix.observe = true;
+        }
         NodeConfig {
             identity: Identity::from_seed(&seed, self.scenario.crypto_suite),
             seed,
-            params: self.scenario.params.clone(),
+            params,
             local_addr: addr_of(index),
             bootstrap,
             content: Box::new(content.clone()),
             relay,
-            mix: Default::default(),
+            mix: Self::mix_config(mix),
             election: Default::default(),
         }
     }
@@ -94,9 +101,10 @@ impl World {
         // Drawn last, so that it changes no earlier per-node property.
         let corrupt = crate::rng::unit_f64(&mut props) < self.scenario.faults.corrupt.fraction;
         let role = self.draw_role(&mut props, force_relay);
+        let mix = self.draw_mix_role(index, &mut props);
         let content = Arc::default();
         let relay = self.relay_config(role, region, mbps);
-        let config = self.node_config(index, bootstrap, &content, relay);
+        let config = self.node_config(index, bootstrap, &content, relay, mix);
         let id = config.identity.id();
         let node = Node::new(clock.local(self.now), config);
         let key = self.nodes.insert(SimNode {
@@ -114,9 +122,12 @@ impl World {
             content,
             corrupt,
             role,
+            mix,
+            mix_address: None,
         });
         self.by_index.push(key);
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });
+        self.announce_mix_role(key);
         let id = self.next_command_id();
         self.command(key, id, Command::Bootstrap);
         key
@@ -164,6 +175,7 @@ impl World {
             self.recorder.record(&TraceEvent::Abandoned { at: self.now, node: index, id });
         }
         self.forget_streams(key);
+        self.forget_mix_client(key);
     }
 
     /// Restarts a crashed node from what it persisted, and bootstraps it.
@@ -179,7 +191,7 @@ impl World {
         let content = self.nodes[key].content.clone();
         let (role, region, mbps) = (self.nodes[key].role, self.nodes[key].region, self.nodes[key].uplink.mbps);
         let relay = self.relay_config(role, region, mbps);
-        let config = self.node_config(index, bootstrap, &content, relay);
+        let config = self.node_config(index, bootstrap, &content, relay, self.nodes[key].mix);
         let node = Node::restore(local, config, state);
         self.nodes[key].node = Some(Box::new(node));
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: true });

@@ -104,9 +104,15 @@ impl World {
             self.schedule_churn();
         }
         self.commands_open = true;
-        for kind in
-            [WorkKind::Lookup, WorkKind::Put, WorkKind::Get, WorkKind::Publish, WorkKind::Fetch, WorkKind::Stream]
-        {
+        for kind in [
+            WorkKind::Lookup,
+            WorkKind::Put,
+            WorkKind::Get,
+            WorkKind::Publish,
+            WorkKind::Fetch,
+            WorkKind::Stream,
+            WorkKind::MixMessage,
+        ] {
             self.schedule_arrival(kind);
         }
         self.start_relay_churn();
@@ -146,6 +152,7 @@ impl World {
                 }
             }
             WorkKind::Stream => self.start_stream(),
+            WorkKind::MixMessage => self.start_mix_message(),
         }
         self.schedule_arrival(kind);
     }
