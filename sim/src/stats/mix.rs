@@ -36,7 +36,8 @@
 //!   them up (`no_route`, `unacknowledged`, …; `rejected`: the command was refused;
 //!   `unfinished`: still being sent at the end).
 //! * `mix.reply.count`, `mix.reply.success_rate`, `mix.reply.acked_rate`, `mix.reply.lost.<reason>`:
-//!   the same for replies.
+//!   the same for answers through reply blocks (sent whenever a message that asks for one
+//!   arrives, drain included).
 //! * `mix.cover.fraction`: cover packets (loop, drop, mix loop) over every packet sent;
 //!   `mix.packets.originated.<kind>`; `mix.packets.dropped`: packets a mix or provider
 //!   dropped after accepting them (`Dropped`: unknown next hop, full queue);
