@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 /// first, then 48 clients. Cover rates are low so that a debug build runs
 /// it in seconds. Nodes refresh their view of the topology every 15 s and
 /// republish their DHT records every 30 s, so that every node soon knows
-/// the mixes and providers that joined after it (a mix drops a packet for a
-/// next hop it does not know).
+/// the mixes and providers that joined after it (a sender fails a message
+/// whose path needs a node its topology lacks).
 const SMALL_MIXNET: &str = r#"
 nodes = 60
 
