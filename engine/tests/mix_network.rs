@@ -115,7 +115,9 @@ fn messages_cross_three_layers_and_replies_come_back() {
     let handle = got[0].1.expect("reply blocks came with it");
     // Three fragments need three reply blocks; two came.
     let too_long = net.command(B, Command::MixReply { handle, data: message(5000, 9) });
-    assert!(net.events.iter().any(|(i, e)| *i == B && matches!(e, Event::CommandRejected { id, .. } if *id == too_long)));
+    assert!(
+        net.events.iter().any(|(i, e)| *i == B && matches!(e, Event::CommandRejected { id, .. } if *id == too_long))
+    );
     let answer = message(300, 2);
     let reply_id = net.command(B, Command::MixReply { handle, data: answer.clone() });
     net.run_for(Duration::from_secs(10));
