@@ -100,6 +100,17 @@ pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// What a self-signed encoding's signature covers: `context` followed by
+/// `encoded` without its trailing [`SIGNATURE_LEN`]-byte signature (all
+/// of it when shorter). Signed descriptors (relay and mix) use this.
+pub fn signed_part_message(context: &[u8], encoded: &[u8]) -> Vec<u8> {
+    let unsigned = &encoded[..encoded.len().saturating_sub(SIGNATURE_LEN)];
+    let mut message = Vec::with_capacity(context.len() + unsigned.len());
+    message.extend_from_slice(context);
+    message.extend_from_slice(unsigned);
+    message
+}
+
 /// A node's long-term secrets. Zeroized on drop (both key types wipe themselves).
 pub struct Identity {
     signing: SigningKey,

@@ -157,7 +157,7 @@ impl RelayDescriptor {
             signature: [0; SIGNATURE_LEN],
         };
         let encoded = descriptor.encode();
-        descriptor.signature = identity.sign(&signing_message(unsigned_part(&encoded)));
+        descriptor.signature = identity.sign(&signing_message(&encoded));
         descriptor
     }
 
@@ -198,7 +198,7 @@ impl RelayDescriptor {
         if descriptor.encode() != bytes {
             return Err(DescriptorError::NonCanonical);
         }
-        let message = signing_message(unsigned_part(bytes));
+        let message = signing_message(bytes);
         if !verify_signature(&descriptor.signing_key, &message, &descriptor.signature) {
             return Err(DescriptorError::Signature);
         }
@@ -266,16 +266,9 @@ pub fn descriptor_from_record(record: &ValueRecord, expected: &NodeId) -> Result
     Ok(descriptor)
 }
 
-/// The encoding without the trailing signature (empty if shorter than one).
-fn unsigned_part(encoded: &[u8]) -> &[u8] {
-    &encoded[..encoded.len().saturating_sub(SIGNATURE_LEN)]
-}
-
-fn signing_message(unsigned: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + unsigned.len());
-    message.extend_from_slice(SIGNING_CONTEXT);
-    message.extend_from_slice(unsigned);
-    message
+/// What the descriptor's signature covers.
+fn signing_message(encoded: &[u8]) -> Vec<u8> {
+    crate::identity::signed_part_message(SIGNING_CONTEXT, encoded)
 }
 
 #[cfg(test)]
@@ -331,7 +324,7 @@ mod tests {
     /// Re-signs a tampered descriptor honestly, so only the rule under test fails.
     fn resign(mut d: RelayDescriptor, id: &Identity) -> Vec<u8> {
         let encoded = d.encode();
-        d.signature = id.sign(&signing_message(unsigned_part(&encoded)));
+        d.signature = id.sign(&signing_message(&encoded));
         d.encode()
     }
 

@@ -148,7 +148,7 @@ impl MixDescriptor {
             signature: [0; SIGNATURE_LEN],
         };
         let encoded = descriptor.encode();
-        descriptor.signature = identity.sign(&signing_message(unsigned_part(&encoded)));
+        descriptor.signature = identity.sign(&signing_message(&encoded));
         descriptor
     }
 
@@ -178,7 +178,7 @@ impl MixDescriptor {
         if descriptor.encode() != bytes {
             return Err(MixDescriptorError::NonCanonical);
         }
-        if !verify_signature(&descriptor.signing_key, &signing_message(unsigned_part(bytes)), &descriptor.signature) {
+        if !verify_signature(&descriptor.signing_key, &signing_message(bytes), &descriptor.signature) {
             return Err(MixDescriptorError::Signature);
         }
         Ok(descriptor)
@@ -253,16 +253,9 @@ pub fn descriptor_from_record(id: &NodeId, record: &ValueRecord) -> Option<MixDe
     (descriptor.id() == *id).then_some(descriptor)
 }
 
-/// The encoding without the trailing signature (empty if shorter than one).
-fn unsigned_part(encoded: &[u8]) -> &[u8] {
-    &encoded[..encoded.len().saturating_sub(SIGNATURE_LEN)]
-}
-
-fn signing_message(unsigned: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(SIGNING_CONTEXT.len() + unsigned.len());
-    message.extend_from_slice(SIGNING_CONTEXT);
-    message.extend_from_slice(unsigned);
-    message
+/// What the descriptor's signature covers.
+fn signing_message(encoded: &[u8]) -> Vec<u8> {
+    crate::identity::signed_part_message(SIGNING_CONTEXT, encoded)
 }
 
 #[cfg(test)]
@@ -291,7 +284,7 @@ mod tests {
     /// Re-signs a tampered descriptor honestly, so only the rule under test fails.
     fn resign(mut d: MixDescriptor, id: &Identity) -> Vec<u8> {
         let encoded = d.encode();
-        d.signature = id.sign(&signing_message(unsigned_part(&encoded)));
+        d.signature = id.sign(&signing_message(&encoded));
         d.encode()
     }
 
@@ -379,7 +372,7 @@ mod tests {
         // The same fields signed under another context (a relay descriptor's) do not verify.
         let mut other_context = good.clone();
         let mut message = b"allium relay descriptor v1".to_vec();
-        message.extend_from_slice(unsigned_part(&bytes));
+        message.extend_from_slice(&bytes[..bytes.len() - SIGNATURE_LEN]);
         other_context.signature = id.sign(&message);
         assert_eq!(MixDescriptor::decode(&other_context.encode()), Err(MixDescriptorError::Signature));
 
@@ -410,7 +403,7 @@ mod tests {
         // Even re-signed over the long form, it stays refused.
         let mut resigned = stretched.clone();
         let n = resigned.len();
-        let signature = id.sign(&signing_message(unsigned_part(&stretched)));
+        let signature = id.sign(&signing_message(&stretched));
         resigned[n - SIGNATURE_LEN..].copy_from_slice(&signature);
         assert_eq!(MixDescriptor::decode(&resigned), Err(MixDescriptorError::NonCanonical));
     }
