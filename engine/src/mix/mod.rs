@@ -352,11 +352,7 @@ impl Mixnet {
 
 /// A mix packet's datagram: header and packet bytes.
 fn mix_datagram(packet: &packet::Packet) -> Vec<u8> {
-    let mut out = Vec::with_capacity(wire::HEADER_LEN + packet::PACKET_LEN);
-    out.push(wire::VERSION);
-    out.push(MessageKind::Mix as u8);
-    out.extend_from_slice(&packet.to_bytes());
-    out
+    packet.to_bytes_after(&[wire::VERSION, MessageKind::Mix as u8])
 }
 
 /// The recipient id of drop cover: providers drop what is addressed to it.

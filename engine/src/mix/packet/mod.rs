@@ -240,10 +240,17 @@ impl Packet {
 
     /// The wire bytes: exactly [`PACKET_LEN`].
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![0u8; PACKET_LEN];
-        out[0] = VERSION;
-        self.header.write(&mut out[1..1 + HEADER_LEN]);
-        out[1 + HEADER_LEN..].copy_from_slice(self.payload.as_ref());
+        self.to_bytes_after(&[])
+    }
+
+    /// `prefix` (a datagram header) followed by the wire bytes, in one allocation.
+    pub fn to_bytes_after(&self, prefix: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; prefix.len() + PACKET_LEN];
+        out[..prefix.len()].copy_from_slice(prefix);
+        let packet = &mut out[prefix.len()..];
+        packet[0] = VERSION;
+        self.header.write(&mut packet[1..1 + HEADER_LEN]);
+        packet[1 + HEADER_LEN..].copy_from_slice(self.payload.as_ref());
         out
     }
 
