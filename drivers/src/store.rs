@@ -41,6 +41,12 @@ fn row_key(op: &PersistOp) -> Vec<u8> {
         PersistOp::PutOwnValue(r) => (4, r.key.0, None),
         PersistOp::PutOwnProvider(r) => (5, r.key.0, None),
         PersistOp::RemoveOwnProvider(k) => (5, k.0, None),
+        PersistOp::PutMembership { group, .. } => {
+            // Group names are at most 64 bytes: the name itself is the id.
+            let mut key = vec![6];
+            key.extend_from_slice(group.as_bytes());
+            return key;
+        }
     };
     let mut key = vec![tag];
     key.extend_from_slice(&a);

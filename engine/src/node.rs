@@ -270,7 +270,8 @@ impl Node {
     }
 
     /// A node rebuilt from what it persisted before a restart.
-    pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
+    pub fn restore(now: Instant, config: NodeConfig, mut state: PersistedState) -> Self {
+        let memberships = core::mem::take(&mut state.memberships);
         let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election } = config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
@@ -285,7 +286,8 @@ impl Node {
         let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
-        let election = Election::new(now, &identity, params.election.clone(), election, seed.stream("election"));
+        let election =
+            Election::new(now, &identity, params.election.clone(), election, &memberships, seed.stream("election"));
         Node {
             identity,
             params,

@@ -46,6 +46,7 @@ impl Cluster {
                     &id,
                     params.clone(),
                     config.clone(),
+                    &Default::default(),
                     NodeSeed::derive(1, i as u64).stream("e"),
                 ))
             })
@@ -152,7 +153,14 @@ fn preemption_on_and_off() {
         c.run_for(8000);
         assert_eq!(c.leaders(), vec![0]);
         let config = config(&c.founder, 3, &[200, 255, 100]);
-        c.machines[1] = Some(Election::new(c.now, &identity(2), params, config, NodeSeed::derive(2, 1).stream("e")));
+        c.machines[1] = Some(Election::new(
+            c.now,
+            &identity(2),
+            params,
+            config,
+            &Default::default(),
+            NodeSeed::derive(2, 1).stream("e"),
+        ));
         c.run_for(20_000);
         let expected = if preempt { vec![1] } else { vec![0] };
         assert_eq!(c.leaders(), expected, "preempt {preempt}");
@@ -168,7 +176,14 @@ fn join_and_remove_through_the_leader() {
     let joiner = identity(4);
     let token = JoinToken::sign(&c.founder, "g", joiner.public().signing_key, 50, Some(5));
     let config = config(&c.founder, 3, &[255, 200, 100]);
-    let mut m = Election::new(c.now, &joiner, ElectionParams::default(), config, NodeSeed::derive(3, 3).stream("e"));
+    let mut m = Election::new(
+        c.now,
+        &joiner,
+        ElectionParams::default(),
+        config,
+        &Default::default(),
+        NodeSeed::derive(3, 3).stream("e"),
+    );
     assert_eq!(m.command(c.now, ElectionCommand::Join { group: "g".into(), token }), Ok(()));
     c.machines.push(Some(m));
     c.run_for(3000);
@@ -249,8 +264,14 @@ fn config_with_a_bad_founder_signature_is_skipped() {
     let founder = identity(0);
     let mut cfg = config(&founder, 2, &[1, 2]);
     cfg.groups[0].founder_key = identity(50).public().signing_key;
-    let m =
-        Election::new(Instant::ZERO, &identity(1), ElectionParams::default(), cfg, NodeSeed::derive(1, 1).stream("e"));
+    let m = Election::new(
+        Instant::ZERO,
+        &identity(1),
+        ElectionParams::default(),
+        cfg,
+        &Default::default(),
+        NodeSeed::derive(1, 1).stream("e"),
+    );
     assert!(m.statuses().is_empty());
     assert_eq!(m.metrics().get("election.config.invalid"), 1);
     assert_eq!(m.poll_timeout(), None, "an idle machine wants no timer");
