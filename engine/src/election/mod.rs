@@ -579,6 +579,16 @@ impl Election {
             }
             return;
         }
+        // The attempt is over and no lease can come of it (late grants
+        // carry its nonce and are ignored), so the promise this node made
+        // itself for it protects nothing: drop it, or it would refuse the
+        // next candidate for a whole promise period.
+        let id = self.id;
+        let group = &mut self.groups[g];
+        if group.promise.is_some_and(|p| p.candidate == id) {
+            group.promise = None;
+            self.timers.set((g, Timer::PromiseEnd), None);
+        }
         let group = &mut self.groups[g];
         group.failures = group.failures.saturating_add(1);
         let backoff = Duration::from_millis(self.params.backoff_ms * u64::from(group.failures.min(8)));

@@ -26,7 +26,9 @@ pub struct ElectionParams {
     pub max_drift: f64,
     /// Takeover delay per rank, in milliseconds: a member outranked (by
     /// priority, then id) by `r` members other than the silent leader waits
-    /// `r × priority_step_ms` before standing. Default 50.
+    /// `r × priority_step_ms` before standing. It should exceed the
+    /// group's longest round trip, so that a candidate's request reaches the
+    /// others before the next in rank stands. Default 250.
     pub priority_step_ms: u64,
     /// Largest random jitter added to a candidacy delay, in milliseconds
     /// (seeded, per node). Default 20.
@@ -48,7 +50,7 @@ impl Default for ElectionParams {
             lease_ms: 3000,
             grace_ms: 50,
             max_drift: 0.001,
-            priority_step_ms: 50,
+            priority_step_ms: 250,
             jitter_ms: 20,
             request_timeout_ms: 500,
             backoff_ms: 300,

@@ -19,6 +19,8 @@ struct Cluster {
     founder: Identity,
     now: Instant,
     events: Vec<(usize, ElectionEvent)>,
+    /// Membership lists persisted: (machine, group, encoded list).
+    persisted: Vec<(usize, String, Vec<u8>)>,
 }
 
 fn config(founder: &Identity, n: usize, priorities: &[u8]) -> ElectionConfig {
@@ -51,7 +53,7 @@ impl Cluster {
                 ))
             })
             .collect();
-        Cluster { machines, founder, now: Instant::ZERO, events: Vec::new() }
+        Cluster { machines, founder, now: Instant::ZERO, events: Vec::new(), persisted: Vec::new() }
     }
 
     fn index_of(a: &Addr) -> usize {
@@ -68,6 +70,10 @@ impl Cluster {
                     match out {
                         Output::Transmit { to, bytes } => queue.push_back((i, Cluster::index_of(&to), bytes)),
                         Output::Event(Event::Election(e)) => self.events.push((i, e)),
+                        // Every adopted list is persisted (checked in `join_and_remove_through_the_leader`).
+                        Output::Persist(crate::PersistOp::PutMembership { group, list }) => {
+                            self.persisted.push((i, group, list))
+                        }
                         other => panic!("unexpected {other:?}"),
                     }
                 }
@@ -190,6 +196,11 @@ fn join_and_remove_through_the_leader() {
     for m in c.machines.iter().flatten() {
         let s = m.status("g").unwrap();
         assert_eq!((s.version, s.members, s.is_member), (2, 4, true));
+    }
+    // Each of the four persisted version 2 when it adopted it.
+    for i in 0..4 {
+        let (_, group, list) = c.persisted.iter().rfind(|(m, ..)| *m == i).expect("persisted");
+        assert_eq!((group.as_str(), Membership::decode(list).unwrap().version), ("g", 2), "machine {i}");
     }
     // Removal: only at the leader.
     let removed = identity(3).id();

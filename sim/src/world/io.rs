@@ -67,6 +67,7 @@ impl World {
             }
         }
         self.outputs = outputs;
+        self.observe_lease(key);
         self.arm_timer(key, timeout);
     }
 
