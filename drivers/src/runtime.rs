@@ -365,6 +365,7 @@ impl NodeRuntime {
             relay,
             mix,
             election: Default::default(),
+            rewards: Default::default(),
         };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);

@@ -68,6 +68,7 @@ pub mod node;
 pub mod overlay;
 pub mod params;
 pub mod persist;
+pub mod rewards;
 pub mod rng;
 pub mod time;
 pub mod timers;

@@ -12,6 +12,8 @@ use crate::mix::{MixAddress, MixConfig, MixDhtRequest, MixEvent, Mixnet, ReplyHa
 use crate::overlay::{ByteRange, Cid, ContentStore, Context, DhtRequest, Metadata, Overlay, OverlayEvent};
 use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
+use crate::rewards::clock::{EpochClock, RewardsConfig};
+use crate::rewards::ledger::{ByteLedger, Direction, Usage};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
 use crate::wire::{self, MessageKind, WireError};
@@ -51,7 +53,12 @@ pub struct NodeConfig {
     pub mix: MixConfig,
     /// The election groups the node belongs to (default none).
     pub election: ElectionConfig,
+    /// The node's part in rewards: byte counting, coordinator group, epoch clock (default off).
+    pub rewards: RewardsConfig,
 }
+
+/// Epoch length used by the ledger until the `[rewards]` parameters exist, in seconds.
+pub const LEDGER_EPOCH_SECS: u64 = 600;
 
 /// An input to [`Node::handle_input`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +263,9 @@ pub struct Node {
     circuits: Circuits,
     mixnet: Mixnet,
     election: Election,
+    rewards_config: RewardsConfig,
+    epoch_clock: EpochClock,
+    ledger: ByteLedger,
     /// Internal command id → the machine that asked for a DHT operation and its token.
     internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
@@ -271,7 +281,8 @@ impl Node {
 
     /// A node rebuilt from what it persisted before a restart.
     pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election } = config;
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election, rewards } =
+            config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -286,7 +297,8 @@ impl Node {
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
         let election = Election::new(now, &identity, params.election.clone(), election, seed.stream("election"));
-        Node {
+        let epoch_clock = EpochClock::new(rewards.unix_ms_at_start, LEDGER_EPOCH_SECS);
+        let mut node = Node {
             identity,
             params,
             dht,
@@ -294,11 +306,19 @@ impl Node {
             circuits,
             mixnet,
             election,
+            rewards_config: rewards,
+            epoch_clock,
+            ledger: ByteLedger::default(),
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
-        }
+        };
+        let counting = node.rewards_config.enabled;
+        node.circuits.set_usage_tracking(counting);
+        node.mixnet.set_usage_tracking(counting);
+        node.overlay.set_usage_tracking(counting);
+        node
     }
 
     /// This node's identifier.
@@ -339,6 +359,21 @@ impl Node {
     /// Read access to the election machine (groups, leaders, leases).
     pub fn election(&self) -> &Election {
         &self.election
+    }
+
+    /// The node's rewards settings.
+    pub fn rewards_config(&self) -> &RewardsConfig {
+        &self.rewards_config
+    }
+
+    /// The rewards epoch `now` falls in (see [`crate::rewards::clock`]).
+    pub fn epoch_at(&self, now: Instant) -> u64 {
+        self.epoch_clock.epoch_at(now)
+    }
+
+    /// The per-peer byte ledger (empty unless rewards are enabled).
+    pub fn ledger(&self) -> &ByteLedger {
+        &self.ledger
     }
 
     /// Test hooks of the circuit machine (fault injection).
@@ -462,9 +497,39 @@ impl Node {
                 moved = true;
                 self.outputs.push_back(output);
             }
+            self.drain_usage(now);
             if !moved {
                 break;
             }
+        }
+    }
+
+    /// Moves the machines' byte counts into the ledger, stamped with the
+    /// current epoch. Bytes *sent* to an address the machine could not name
+    /// are attributed through the DHT routing table when it knows that
+    /// address (unauthenticated, informational: what earns is what peers
+    /// sign in receipts, and those count only bytes *received*, attributed
+    /// strictly by the machines).
+    fn drain_usage(&mut self, now: Instant) {
+        let epoch = self.epoch_clock.epoch_at(now);
+        loop {
+            let usage = match self.circuits.poll_usage() {
+                Some(u) => u,
+                None => match self.mixnet.poll_usage() {
+                    Some(u) => u,
+                    None => match self.overlay.poll_usage() {
+                        Some(u) => u,
+                        None => break,
+                    },
+                },
+            };
+            let Usage { peer, addr, service, direction, bytes } = usage;
+            let peer = match (peer, direction) {
+                (Some(id), _) => Some(id),
+                (None, Direction::Sent) => self.dht.routing_table().peers().find(|p| p.addr == addr).map(|p| p.id),
+                (None, Direction::Received) => None,
+            };
+            self.ledger.record(epoch, peer, service, direction, bytes);
         }
     }
 
@@ -585,7 +650,8 @@ impl Node {
         let mut all = self.metrics.clone();
         let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
         let machines = machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter());
-        for (name, value) in machines.chain(self.election.metrics().iter()) {
+        let machines = machines.chain(self.election.metrics().iter()).chain(self.ledger.metrics().iter());
+        for (name, value) in machines {
             all.add(name, value);
         }
         all

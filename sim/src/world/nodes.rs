@@ -60,6 +60,7 @@ impl World {
             relay,
             mix: Self::mix_config(mix),
             election: Default::default(),
+            rewards: Default::default(),
         }
     }
 
