@@ -12,8 +12,9 @@ use crate::mix::{MixAddress, MixConfig, MixDhtRequest, MixEvent, Mixnet, ReplyHa
 use crate::overlay::{ByteRange, Cid, ContentStore, Context, DhtRequest, Metadata, Overlay, OverlayEvent};
 use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
-use crate::rewards::clock::{EpochClock, RewardsConfig};
+use crate::rewards::clock::RewardsConfig;
 use crate::rewards::ledger::{ByteLedger, Direction, Usage};
+use crate::rewards::{Rewards, RewardsEvent, RewardsStatus};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
 use crate::wire::{self, MessageKind, WireError};
@@ -56,9 +57,6 @@ pub struct NodeConfig {
     /// The node's part in rewards: byte counting, coordinator group, epoch clock (default off).
     pub rewards: RewardsConfig,
 }
-
-/// Epoch length used by the ledger until the `[rewards]` parameters exist, in seconds.
-pub const LEDGER_EPOCH_SECS: u64 = 600;
 
 /// An input to [`Node::handle_input`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +227,8 @@ pub enum Event {
     Mix(MixEvent),
     /// A leader-election event.
     Election(ElectionEvent),
+    /// A rewards event.
+    Rewards(RewardsEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -263,9 +263,7 @@ pub struct Node {
     circuits: Circuits,
     mixnet: Mixnet,
     election: Election,
-    rewards_config: RewardsConfig,
-    epoch_clock: EpochClock,
-    ledger: ByteLedger,
+    rewards: Rewards,
     /// Internal command id → the machine that asked for a DHT operation and its token.
     internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
@@ -297,7 +295,8 @@ impl Node {
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
         let election = Election::new(now, &identity, params.election.clone(), election, seed.stream("election"));
-        let epoch_clock = EpochClock::new(rewards.unix_ms_at_start, LEDGER_EPOCH_SECS);
+        let counting = rewards.enabled;
+        let rewards = Rewards::new(now, &identity, params.rewards.clone(), rewards);
         let mut node = Node {
             identity,
             params,
@@ -306,15 +305,12 @@ impl Node {
             circuits,
             mixnet,
             election,
-            rewards_config: rewards,
-            epoch_clock,
-            ledger: ByteLedger::default(),
+            rewards,
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
         };
-        let counting = node.rewards_config.enabled;
         node.circuits.set_usage_tracking(counting);
         node.mixnet.set_usage_tracking(counting);
         node.overlay.set_usage_tracking(counting);
@@ -363,17 +359,27 @@ impl Node {
 
     /// The node's rewards settings.
     pub fn rewards_config(&self) -> &RewardsConfig {
-        &self.rewards_config
+        self.rewards.config()
     }
 
     /// The rewards epoch `now` falls in (see [`crate::rewards::clock`]).
     pub fn epoch_at(&self, now: Instant) -> u64 {
-        self.epoch_clock.epoch_at(now)
+        self.rewards.epoch_at(now)
     }
 
     /// The per-peer byte ledger (empty unless rewards are enabled).
     pub fn ledger(&self) -> &ByteLedger {
-        &self.ledger
+        self.rewards.ledger()
+    }
+
+    /// Read access to the rewards machine (ledger, receipt book).
+    pub fn rewards_machine(&self) -> &Rewards {
+        &self.rewards
+    }
+
+    /// A rewards summary for `ctl rewards`.
+    pub fn rewards(&self, now: Instant) -> RewardsStatus {
+        self.rewards.status(now)
     }
 
     /// Test hooks of the circuit machine (fault injection).
@@ -394,6 +400,7 @@ impl Node {
                 self.circuits.handle_timeout(now);
                 self.mixnet.handle_timeout(now);
                 self.election.handle_timeout(now);
+                self.rewards.handle_timeout(now);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -498,6 +505,10 @@ impl Node {
                 self.outputs.push_back(output);
             }
             self.drain_usage(now);
+            while let Some(output) = self.rewards.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
             if !moved {
                 break;
             }
@@ -511,7 +522,6 @@ impl Node {
     /// sign in receipts, and those count only bytes *received*, attributed
     /// strictly by the machines).
     fn drain_usage(&mut self, now: Instant) {
-        let epoch = self.epoch_clock.epoch_at(now);
         loop {
             let usage = match self.circuits.poll_usage() {
                 Some(u) => u,
@@ -523,13 +533,14 @@ impl Node {
                     },
                 },
             };
-            let Usage { peer, addr, service, direction, bytes } = usage;
-            let peer = match (peer, direction) {
+            let peer = match (usage.peer, usage.direction) {
                 (Some(id), _) => Some(id),
-                (None, Direction::Sent) => self.dht.routing_table().peers().find(|p| p.addr == addr).map(|p| p.id),
+                (None, Direction::Sent) => {
+                    self.dht.routing_table().peers().find(|p| p.addr == usage.addr).map(|p| p.id)
+                }
                 (None, Direction::Received) => None,
             };
-            self.ledger.record(epoch, peer, service, direction, bytes);
+            self.rewards.on_usage(now, Usage { peer, ..usage });
         }
     }
 
@@ -549,6 +560,7 @@ impl Node {
                 self.mixnet.handle_datagram(now, from, kind, bytes)
             }
             MessageKind::Election => self.election.handle_datagram(now, from, body),
+            MessageKind::Rewards => self.rewards.handle_datagram(now, from, body),
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -639,6 +651,7 @@ impl Node {
             self.circuits.poll_timeout(),
             self.mixnet.poll_timeout(),
             self.election.poll_timeout(),
+            self.rewards.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -648,9 +661,10 @@ impl Node {
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
+        let rewards = self.rewards.metrics();
         let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
         let machines = machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter());
-        let machines = machines.chain(self.election.metrics().iter()).chain(self.ledger.metrics().iter());
+        let machines = machines.chain(self.election.metrics().iter()).chain(rewards.iter());
         for (name, value) in machines {
             all.add(name, value);
         }

@@ -249,3 +249,81 @@ fn mix_packets_count_against_providers_mixes_and_subscribed_clients() {
     // A node with rewards off counts nothing.
     assert_eq!(net.node(0).ledger().epochs().count(), 0);
 }
+
+#[test]
+fn receipts_acknowledge_what_the_consumer_counted_and_forgeries_are_refused() {
+    use allium_engine::rewards::messages::RewardsMessage;
+    use allium_engine::rewards::{Receipt, RewardsEvent};
+    use allium_engine::{Event, Identity};
+    let mut params = Params::default();
+    params.dht.k = 8;
+    params.overlay.chunk_bytes = 16 * 1024;
+    params.rewards.epoch_secs = 60;
+    params.rewards.receipt_interval_ms = 2000;
+    let mut net = Net::new(11, params);
+    for i in 0..8 {
+        net.rewards.insert(i, enabled());
+    }
+    net.add_node(&[]);
+    for _ in 1..8 {
+        net.add_node(&[0]);
+        net.run_for(Duration::from_millis(200));
+    }
+    net.run_for(Duration::from_secs(5));
+    let data: Vec<u8> = (0..60_000u32).map(|i| (i * 13 + i / 77) as u8).collect();
+    let publish = net.command(2, Command::Publish { data, metadata: Metadata::default() });
+    net.run_for(Duration::from_secs(5));
+    let cid = net
+        .overlay_events(2)
+        .into_iter()
+        .find_map(|e| match e {
+            OverlayEvent::Published { id, cid, .. } if *id == publish => Some(*cid),
+            _ => None,
+        })
+        .expect("published");
+    let fetcher = 6;
+    net.command(fetcher, Command::Fetch { cid, range: None });
+    net.run_for(Duration::from_secs(10));
+    let epoch = net.node(fetcher).epoch_at(net.now);
+    let me = net.node(fetcher).id();
+    let got = sources(&net, fetcher, Service::Chunk);
+    assert!(!got.is_empty());
+    for (provider, _) in &got {
+        let p = index_of(&net, provider);
+        let counted = net.node(fetcher).ledger().received_from(epoch, provider);
+        let receipt = net.node(p).rewards_machine().book().get(epoch, &me, provider).expect("a receipt");
+        assert_eq!(receipt.bytes, counted, "the receipt acknowledges exactly what the consumer counted");
+        assert!(receipt.verify().is_ok());
+        let status = net.node(p).rewards(net.now);
+        assert!(status.receipts_held >= 1 && status.receipted_bytes >= counted);
+    }
+    assert!(net.node(fetcher).rewards(net.now).receipts_sent >= got.len() as u64);
+
+    // A forged receipt (signed by a key that is not the consumer's) and one
+    // naming another provider are refused with a metric.
+    let provider = index_of(&net, &got[0].0);
+    let mut forged = Receipt::sign(net.node(fetcher).identity(), epoch, got[0].0, 1 << 40);
+    forged.signature[0] ^= 1;
+    let before = net.node(provider).metrics().get("rewards.receipts.invalid");
+    net.deliver_raw(common::addr(fetcher), provider, RewardsMessage::Receipt(forged).encode());
+    assert_eq!(net.node(provider).metrics().get("rewards.receipts.invalid"), before + 1);
+    let other = Identity::from_seed(&allium_engine::NodeSeed::derive(99, 1), allium_engine::CryptoSuite::Real);
+    let elsewhere = Receipt::sign(&other, epoch, net.node(0).id(), 10);
+    net.deliver_raw(common::addr(5), provider, RewardsMessage::Receipt(elsewhere).encode());
+    assert_eq!(net.node(provider).metrics().get("rewards.receipts.not_ours"), 1);
+    let held = net.node(provider).rewards_machine().book().get(epoch, &me, &got[0].0).unwrap().bytes;
+    assert_eq!(held, got[0].1, "the forgery did not replace the real receipt");
+
+    // At the epoch's end the provider reports what it holds.
+    net.run_for(Duration::from_secs(61));
+    let ended = net.events.iter().find_map(|(i, e)| match e {
+        Event::Rewards(RewardsEvent::EpochEnded { epoch: e, receipts_held, receipted_bytes, .. })
+            if *i == provider && *e == epoch =>
+        {
+            Some((*receipts_held, *receipted_bytes))
+        }
+        _ => None,
+    });
+    let (held_count, held_bytes) = ended.expect("epoch ended at the provider");
+    assert!(held_count >= 1 && held_bytes >= held, "{held_count} {held_bytes}");
+}

@@ -149,6 +149,11 @@ impl EpochLedger {
         self.peers.get(id).copied().unwrap_or_default()
     }
 
+    /// Whether the peer is tracked in this epoch.
+    pub fn has_peer(&self, id: &NodeId) -> bool {
+        self.peers.contains_key(id)
+    }
+
     /// Every attributed peer, in id order.
     pub fn peers(&self) -> impl Iterator<Item = (&NodeId, &PeerCounts)> {
         self.peers.iter()

@@ -11,6 +11,8 @@
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
 //! * [`settle`]: the payout formula ([`settle()`]).
 //! * [`ledger`]: the per-peer byte ledger the node fills from its machines.
+//! * [`machine`]: the [`Rewards`] machine in the node (receipts so far);
+//!   [`messages`]: its datagrams.
 //! * [`clock`]: [`clock::RewardsConfig`] and the shared epoch clock.
 //! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
@@ -20,12 +22,15 @@
 pub mod clock;
 pub mod inputs;
 pub mod ledger;
+pub mod machine;
+pub mod messages;
 mod params;
 pub mod probe;
 pub mod receipt;
 pub mod settle;
 
 pub use inputs::{ChallengeOutcome, EpochInputs, InputsError, NodeEntry};
+pub use machine::{Rewards, RewardsEvent, RewardsStatus};
 pub use params::{BPS_WHOLE, MAX_EMISSION, MAX_RECEIPTS_PER_CLAIM, RewardsParams};
 pub use probe::{ProbeMeter, ProbeResult};
 pub use receipt::{BookError, Receipt, ReceiptBook, ReceiptError};
