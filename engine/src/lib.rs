@@ -49,6 +49,8 @@
 //! * [`circuit`]: onion circuits and streams (relays, cells, handshakes, exits).
 //! * [`mix`]: the mixnet (Sphinx packets so far).
 //! * [`election`]: lease-based leader election in signed membership groups.
+//! * [`rewards`]: receipts, storage challenges, bandwidth probes and the
+//!   signed epoch settlement.
 //! * [`wire`]: datagram framing and the control-message codec.
 //! * [`crypto`]: the [`CryptoSuite`], AEAD, key agreement, KDF.
 //! * [`identity`]: Ed25519 identity and [`NodeId`].
@@ -68,6 +70,7 @@ pub mod node;
 pub mod overlay;
 pub mod params;
 pub mod persist;
+pub mod rewards;
 pub mod rng;
 pub mod time;
 pub mod timers;

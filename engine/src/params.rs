@@ -14,6 +14,7 @@ pub use crate::dht::DhtParams;
 pub use crate::election::ElectionParams;
 pub use crate::mix::MixParams;
 pub use crate::overlay::OverlayParams;
+pub use crate::rewards::RewardsParams;
 
 /// All engine parameters, one section per protocol.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub struct Params {
     pub mix: MixParams,
     /// Lease-election parameters (`[election]`).
     pub election: ElectionParams,
+    /// Rewards parameters (`[rewards]`).
+    pub rewards: RewardsParams,
 }
 
 /// Why a parameter override was refused.
@@ -72,7 +75,8 @@ impl Params {
         self.overlay.validate()?;
         self.circuit.validate()?;
         self.mix.validate()?;
-        self.election.validate()
+        self.election.validate()?;
+        self.rewards.validate()
     }
 }
 

@@ -195,6 +195,7 @@ impl World {
             relay: Default::default(),
             mix: Default::default(),
             election: self.configs[i].clone(),
+            rewards: Default::default(),
         };
         let now = self.local(i);
         self.nodes[i] = Some(Node::restore(now, config, self.persisted[i].clone()));

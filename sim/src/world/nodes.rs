@@ -60,6 +60,7 @@ impl World {
             relay,
             mix: Self::mix_config(mix),
             election: self.election.config_for(&self.scenario, index),
+            rewards: Default::default(),
         }
     }
 
