@@ -10,6 +10,7 @@
 //! * [`probe`]: bandwidth probes and the [`ProbeMeter`] estimator.
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
 //! * [`settle`]: the payout formula ([`settle()`]).
+//! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
 //! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
 //! `README.md` in this folder states the formula with a worked example
@@ -19,10 +20,12 @@ pub mod inputs;
 mod params;
 pub mod probe;
 pub mod receipt;
+pub mod record;
 pub mod settle;
 
 pub use inputs::{ChallengeOutcome, EpochInputs, InputsError, NodeEntry};
 pub use params::{BPS_WHOLE, MAX_EMISSION, MAX_RECEIPTS_PER_CLAIM, RewardsParams};
 pub use probe::{ProbeMeter, ProbeResult};
 pub use receipt::{BookError, Receipt, ReceiptBook, ReceiptError};
+pub use record::{EpochRecord, Mismatch, RecordError, record_key};
 pub use settle::{Payout, RejectCounts, Settlement, settle};
