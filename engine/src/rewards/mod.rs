@@ -7,6 +7,7 @@
 //!
 //! * [`receipt`]: consumer-signed cumulative byte receipts, and the
 //!   [`ReceiptBook`] that keeps the best one per (epoch, consumer, provider).
+//! * [`challenge`]: storage challenges and their BLAKE3 slice proofs.
 //! * [`probe`]: bandwidth probes and the [`ProbeMeter`] estimator.
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
 //! * [`settle`]: the payout formula ([`settle()`]).
@@ -16,6 +17,7 @@
 //! `README.md` in this folder states the formula with a worked example
 //! and argues for each rule.
 
+pub mod challenge;
 pub mod inputs;
 mod params;
 pub mod probe;
@@ -23,6 +25,7 @@ pub mod receipt;
 pub mod record;
 pub mod settle;
 
+pub use challenge::{Challenge, ChallengeAnswer, ChallengeError};
 pub use inputs::{ChallengeOutcome, EpochInputs, InputsError, NodeEntry};
 pub use params::{BPS_WHOLE, MAX_EMISSION, MAX_RECEIPTS_PER_CLAIM, RewardsParams};
 pub use probe::{ProbeMeter, ProbeResult};
