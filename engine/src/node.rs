@@ -14,6 +14,7 @@ use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
 use crate::rewards::clock::RewardsConfig;
 use crate::rewards::ledger::{ByteLedger, Direction, Usage};
+use crate::rewards::machine::RewardsEnv;
 use crate::rewards::{Rewards, RewardsEvent, RewardsStatus};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
@@ -298,7 +299,7 @@ impl Node {
         let election =
             Election::new(now, &identity, params.election.clone(), election, &memberships, seed.stream("election"));
         let counting = rewards.enabled;
-        let rewards = Rewards::new(now, &identity, params.rewards.clone(), rewards);
+        let rewards = Rewards::new(now, &identity, params.rewards.clone(), rewards, seed.stream("rewards"));
         let mut node = Node {
             identity,
             params,
@@ -402,7 +403,11 @@ impl Node {
                 self.circuits.handle_timeout(now);
                 self.mixnet.handle_timeout(now);
                 self.election.handle_timeout(now);
-                self.rewards.handle_timeout(now);
+                let leader = self.rewards_leader(now);
+                let dht = &self.dht;
+                let peers = || dht.routing_table().peers().map(|p| (p.id, p.addr)).collect();
+                let env = RewardsEnv { leader, peers: &peers, store: self.overlay.store() };
+                self.rewards.handle_timeout(now, &env);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -546,6 +551,12 @@ impl Node {
         }
     }
 
+    /// Whether this node holds the lease of the rewards group at `now`.
+    fn rewards_leader(&self, now: Instant) -> bool {
+        let group = self.rewards.config().group.as_deref();
+        group.and_then(|g| self.election.status(g)).is_some_and(|s| s.holds_lease(now))
+    }
+
     fn handle_datagram(&mut self, now: Instant, from: Addr, bytes: &[u8]) {
         self.metrics.incr("wire.datagrams.received");
         let result = wire::split(bytes).and_then(|(kind, body)| match kind {
@@ -562,7 +573,13 @@ impl Node {
                 self.mixnet.handle_datagram(now, from, kind, bytes)
             }
             MessageKind::Election => self.election.handle_datagram(now, from, body),
-            MessageKind::Rewards => self.rewards.handle_datagram(now, from, body),
+            MessageKind::Rewards => {
+                let leader = self.rewards_leader(now);
+                let dht = &self.dht;
+                let peers = || dht.routing_table().peers().map(|p| (p.id, p.addr)).collect();
+                let env = RewardsEnv { leader, peers: &peers, store: self.overlay.store() };
+                self.rewards.handle_datagram(now, from, body, &env)
+            }
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");

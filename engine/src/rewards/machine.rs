@@ -1,6 +1,6 @@
-//! The rewards machine of one node. So far it does step 1 of the protocol
-//! (receipts); registration, spot checks, claims, settlement and audit
-//! build on it.
+//! The rewards machine of one node: receipts, registration, the
+//! coordinator's spot checks and settlement, claims, and the audit of
+//! published records. `README.md` in this folder describes the protocol.
 //!
 //! * It owns the node's [`ByteLedger`], fed by [`crate::Node`] with the
 //!   [`Usage`] reports of the circuit, mixnet and overlay machines.
@@ -15,22 +15,147 @@
 //!   [`ReceiptBook`] if it beats the one held for its consumer. Others are
 //!   refused with a `rewards.receipts.*` metric, never a panic.
 //!
+//! * **Coordinator.** The node holding the lease of `RewardsConfig.group`
+//!   (told by the node through [`RewardsEnv::leader`]) announces itself
+//!   to its routing table's peers, takes signed registrations, probes and
+//!   challenges each registered node at random instants of the epoch,
+//!   takes claims until `settle_delay_secs` after the epoch, then settles
+//!   ([`EpochRecord::build`]), chained to the last record it holds, and
+//!   sends the record and the encoded inputs to the registered nodes.
+//! * **Node.** It registers with the announced coordinator of the current
+//!   epoch, answers probes and challenges (from its content store), claims
+//!   its receipts after the epoch, and audits the record it receives.
+//!
 //! Bounds: the ledger's (see [`super::ledger`]), the book's capacity
 //! ([`DEFAULT_BOOK_CAPACITY`] triples), one address per peer of the kept
 //! ledger epochs, and one "last receipted" counter per (epoch, peer) of
 //! the kept epochs.
 
 use super::RewardsParams;
+use super::challenge::{Challenge, ChallengeAnswer};
 use super::clock::{EpochClock, RewardsConfig};
+use super::inputs::{ChallengeOutcome, EpochInputs, NodeEntry};
 use super::ledger::{ByteLedger, Usage};
-use super::messages::RewardsMessage;
+use super::messages::{
+    Announce, Declared, INPUTS_PART_BYTES, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
+    RewardsMessage,
+};
+use super::probe::{ProbeMeter, ProbeResult};
 use super::receipt::{BookError, DEFAULT_BOOK_CAPACITY, Receipt, ReceiptBook};
+use super::record::EpochRecord;
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
+use crate::overlay::manifest::cid_of;
+use crate::overlay::{ContentStore, Manifest};
+use crate::rng::{EngineRng, below};
 use crate::time::Instant;
-use crate::wire::WireError;
+use crate::wire::{self, WireError};
+use core::time::Duration;
+use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
+
+/// Most nodes a coordinator registers per epoch (the rest are refused
+/// with `rewards.coord.register_full`).
+pub const MAX_REGISTERED: usize = 1024;
+/// Most receipts a coordinator keeps per epoch from claims (valid best
+/// per pair, plus invalid ones kept as evidence), the rest refused with
+/// `rewards.coord.claims_full`.
+pub const MAX_CLAIMED_RECEIPTS: usize = 65_536;
+
+/// What the node lends the rewards machine for one call.
+pub struct RewardsEnv<'a> {
+    /// Whether this node holds the lease of the rewards group now.
+    pub leader: bool,
+    /// The peers to announce to (the DHT routing table's), computed on demand.
+    pub peers: &'a dyn Fn() -> Vec<(NodeId, Addr)>,
+    /// The node's content store (chunks to declare and to prove).
+    pub store: &'a dyn ContentStore,
+}
+
+/// The outcome of auditing a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// The record was recomputed from its inputs and matched.
+    Verified,
+    /// The record did not match (a [`super::Mismatch::label`], or `chain`).
+    Mismatch(&'static str),
+    /// The node does not audit (`rewards.audit = false`).
+    NotAudited,
+}
+
+/// The last record a node accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// The epoch settled.
+    pub epoch: u64,
+    /// [`EpochRecord::hash`].
+    pub hash: [u8; 32],
+    /// This node's total payout in it, in units.
+    pub payout: u64,
+    /// What the audit said.
+    pub audit: AuditOutcome,
+}
+
+/// A registered node, at the coordinator.
+#[derive(Clone, Debug)]
+struct Registration {
+    key: [u8; 32],
+    addr: Option<Addr>,
+    stored: Vec<Declared>,
+}
+
+/// What a coordinator gathers for one epoch.
+#[derive(Debug, Default)]
+struct Gathered {
+    registered: BTreeMap<NodeId, Registration>,
+    best: BTreeMap<(NodeId, NodeId), Receipt>,
+    invalid: Vec<Receipt>,
+    probes: Vec<ProbeResult>,
+    challenges: Vec<ChallengeOutcome>,
+    settle_at: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    Probe,
+    Challenge,
+}
+
+#[derive(Debug)]
+struct PendingProbe {
+    epoch: u64,
+    addr: Addr,
+    meter: ProbeMeter,
+    bytes: u64,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct PendingChallenge {
+    node: NodeId,
+    addr: Addr,
+    challenge: Challenge,
+    deadline: Instant,
+}
+
+/// A provider's claim for an ended epoch.
+#[derive(Debug)]
+struct PendingClaim {
+    parts: Vec<Vec<Receipt>>,
+    acked: Vec<bool>,
+    next: Instant,
+    until: Instant,
+    sent: bool,
+}
+
+/// A record waiting for its inputs (auditing nodes).
+#[derive(Debug, Default)]
+struct PendingAudit {
+    record: Option<EpochRecord>,
+    parts: BTreeMap<u32, Vec<u8>>,
+    total: u32,
+}
 
 /// Something the rewards machine reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +170,33 @@ pub enum RewardsEvent {
         receipts_held: usize,
         /// Bytes those receipts acknowledge together.
         receipted_bytes: u64,
+    },
+    /// This node, as coordinator, settled an epoch and sent its record.
+    Settled {
+        /// The epoch settled.
+        epoch: u64,
+        /// The record's hash.
+        hash: [u8; 32],
+        /// Units paid out.
+        paid: u64,
+        /// Units carried to the next epoch.
+        carried_out: u64,
+        /// Nodes registered.
+        nodes: usize,
+    },
+    /// A received record matched its recomputation.
+    Verified {
+        /// The epoch.
+        epoch: u64,
+        /// The record's hash.
+        hash: [u8; 32],
+    },
+    /// A received record did not match its inputs or its chain.
+    Mismatch {
+        /// The epoch.
+        epoch: u64,
+        /// The first difference ([`super::Mismatch::label`], or `chain`).
+        what: &'static str,
     },
 }
 
@@ -67,6 +219,12 @@ pub struct RewardsStatus {
     pub receipted_bytes: u64,
     /// Receipts this node signed and sent (all epochs).
     pub receipts_sent: u64,
+    /// Whether this node coordinates the current epoch.
+    pub coordinating: bool,
+    /// The coordinator this node registered with for the current epoch.
+    pub coordinator: Option<NodeId>,
+    /// The last record this node accepted, with its own payout and audit.
+    pub last_record: Option<RecordSummary>,
 }
 
 /// The rewards machine; see the module documentation.
@@ -89,6 +247,20 @@ pub struct Rewards {
     receipts_sent: u64,
     outputs: VecDeque<Output>,
     metrics: Metrics,
+    rng: EngineRng,
+    // Coordinator side.
+    gathered: BTreeMap<u64, Gathered>,
+    checks: BTreeMap<(Instant, u64), (u64, NodeId, Check)>,
+    check_seq: u64,
+    probing: BTreeMap<[u8; 32], PendingProbe>,
+    challenging: BTreeMap<[u8; 32], PendingChallenge>,
+    next_announce: Option<Instant>,
+    // Node side.
+    coordinators: BTreeMap<u64, (NodeId, [u8; 32], Addr)>,
+    claims: BTreeMap<u64, PendingClaim>,
+    audits: BTreeMap<u64, PendingAudit>,
+    prev_record: Option<EpochRecord>,
+    last: Option<RecordSummary>,
 }
 
 impl core::fmt::Debug for Rewards {
@@ -104,7 +276,14 @@ impl core::fmt::Debug for Rewards {
 impl Rewards {
     /// The rewards machine of the node `identity`; idle (no timers, no
     /// counting, every rewards datagram refused) unless `config.enabled`.
-    pub fn new(now: Instant, identity: &Identity, params: RewardsParams, config: RewardsConfig) -> Self {
+    /// `rng`: the node's `rewards` stream (nonces, check instants).
+    pub fn new(
+        now: Instant,
+        identity: &Identity,
+        params: RewardsParams,
+        config: RewardsConfig,
+        rng: EngineRng,
+    ) -> Self {
         let clock = EpochClock::new(config.unix_ms_at_start, params.epoch_secs);
         let epoch = clock.epoch_at(now);
         let enabled = config.enabled;
@@ -124,6 +303,18 @@ impl Rewards {
             receipts_sent: 0,
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
+            rng,
+            gathered: BTreeMap::new(),
+            checks: BTreeMap::new(),
+            check_seq: 0,
+            probing: BTreeMap::new(),
+            challenging: BTreeMap::new(),
+            next_announce: None,
+            coordinators: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            audits: BTreeMap::new(),
+            prev_record: None,
+            last: None,
         }
     }
 
@@ -173,7 +364,15 @@ impl Rewards {
             receipts_held: held.len(),
             receipted_bytes: held.iter().fold(0u64, |a, r| a.saturating_add(r.bytes)),
             receipts_sent: self.receipts_sent,
+            coordinating: self.gathered.contains_key(&epoch),
+            coordinator: self.coordinators.get(&epoch).map(|c| c.0),
+            last_record: self.last.clone(),
         }
+    }
+
+    /// The last record this node accepted (built or received).
+    pub fn last_record(&self) -> Option<&EpochRecord> {
+        self.prev_record.as_ref()
     }
 
     /// Counters (`rewards.*`).
@@ -192,7 +391,15 @@ impl Rewards {
 
     /// The earliest instant the machine wants a timeout.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.next_receipts, self.next_epoch].into_iter().flatten().min()
+        let checks = self.checks.keys().next().map(|k| k.0);
+        let probes = self.probing.values().map(|p| p.deadline).min();
+        let challenges = self.challenging.values().map(|c| c.deadline).min();
+        let settle = self.gathered.values().filter_map(|g| g.settle_at).min();
+        let claims = self.claims.values().filter(|c| c.next < c.until).map(|c| c.next).min();
+        [self.next_receipts, self.next_epoch, self.next_announce, checks, probes, challenges, settle, claims]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Counts one served unit reported by a protocol machine (ignored when
@@ -213,16 +420,357 @@ impl Rewards {
     }
 
     /// Handles a rewards datagram body from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, from: Addr, body: &[u8]) -> Result<(), WireError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: Addr,
+        body: &[u8],
+        env: &RewardsEnv<'_>,
+    ) -> Result<(), WireError> {
         let message = RewardsMessage::decode(body)?;
         if !self.config.enabled {
             self.metrics.incr("rewards.disabled_refused");
             return Err(WireError::Protocol("rewards are off"));
         }
-        let _ = from;
         match message {
             RewardsMessage::Receipt(receipt) => self.on_receipt(now, receipt),
+            RewardsMessage::Announce(announce) => self.on_announce(now, from, announce, env),
+            RewardsMessage::Register(register) => self.on_register(now, from, register),
+            RewardsMessage::ProbeRequest { epoch, nonce, bytes } => self.on_probe_request(from, epoch, nonce, bytes),
+            RewardsMessage::ProbeData { nonce, payload } => self.on_probe_data(now, from, nonce, payload.len()),
+            RewardsMessage::Challenge(challenge) => self.on_challenge(from, challenge, env),
+            RewardsMessage::Answer { answer, manifest } => self.on_answer(from, answer, &manifest),
+            RewardsMessage::Claim { epoch, part, receipts } => self.on_claim(now, from, epoch, part, receipts),
+            RewardsMessage::ClaimAck { epoch, part } => self.on_claim_ack(from, epoch, part),
+            RewardsMessage::Record(record) => self.on_record(now, from, record),
+            RewardsMessage::Inputs { epoch, part, parts, bytes } => {
+                self.on_inputs(now, from, epoch, part, parts, bytes)
+            }
         }
+    }
+
+    fn refuse(&mut self, metric: &'static str, why: &'static str) -> Result<(), WireError> {
+        self.metrics.incr(metric);
+        Err(WireError::Protocol(why))
+    }
+
+    fn send(&mut self, to: Addr, message: &RewardsMessage) {
+        self.outputs.push_back(Output::Transmit { to, bytes: message.encode() });
+    }
+
+    fn group(&self) -> Option<&str> {
+        self.config.group.as_deref()
+    }
+
+    /// The coordinator of `epoch` this node knows, if it came from `from`.
+    fn coordinator_at(&self, epoch: u64, from: Addr) -> Option<(NodeId, [u8; 32])> {
+        self.coordinators.get(&epoch).filter(|c| c.2 == from).map(|c| (c.0, c.1))
+    }
+
+    // ---- node side ----
+
+    fn on_announce(
+        &mut self,
+        now: Instant,
+        from: Addr,
+        announce: Announce,
+        env: &RewardsEnv<'_>,
+    ) -> Result<(), WireError> {
+        if self.group() != Some(announce.group.as_str()) {
+            return self.refuse("rewards.announce.other_group", "announcement for another group");
+        }
+        if announce.epoch != self.clock.epoch_at(now) {
+            return self.refuse("rewards.announce.wrong_epoch", "announcement for an epoch not current");
+        }
+        if !announce.verify() {
+            return self.refuse("rewards.announce.invalid", "bad announcement signature");
+        }
+        let id = announce.coordinator();
+        if id == self.identity.id() {
+            return self.refuse("rewards.announce.self", "own announcement");
+        }
+        match self.coordinators.get(&announce.epoch) {
+            // The first verified announcement of an epoch wins (see README).
+            Some(c) if c.0 != id => return self.refuse("rewards.announce.conflict", "another coordinator announced"),
+            _ => {}
+        }
+        self.coordinators.insert(announce.epoch, (id, announce.coordinator_key, from));
+        self.metrics.incr("rewards.register.sent");
+        let stored = declared_chunks(env.store);
+        let group = announce.group.clone();
+        let register = Register::sign(&self.identity, &group, announce.epoch, stored);
+        self.send(from, &RewardsMessage::Register(register));
+        Ok(())
+    }
+
+    fn on_probe_request(&mut self, from: Addr, epoch: u64, nonce: [u8; 32], bytes: u64) -> Result<(), WireError> {
+        if self.coordinator_at(epoch, from).is_none() {
+            return self.refuse("rewards.probe.not_coordinator", "probe request not from the coordinator");
+        }
+        self.metrics.incr("rewards.probe.answered");
+        let mut left = bytes.min(self.params.probe_bytes);
+        while left > 0 {
+            let n = left.min(PROBE_DATAGRAM_BYTES as u64);
+            left -= n;
+            let payload = vec![0u8; n as usize];
+            self.send(from, &RewardsMessage::ProbeData { nonce, payload });
+        }
+        Ok(())
+    }
+
+    fn on_challenge(&mut self, from: Addr, challenge: Challenge, env: &RewardsEnv<'_>) -> Result<(), WireError> {
+        if self.coordinator_at(challenge.epoch, from).is_none() {
+            return self.refuse("rewards.challenge.not_coordinator", "challenge not from the coordinator");
+        }
+        let chunk = env.store.block(&challenge.block).ok().flatten();
+        let manifest = env.store.block(&challenge.cid.block()).ok().flatten();
+        match (chunk, manifest) {
+            (Some(chunk), Some(manifest)) if manifest.len() <= MAX_ANSWER_MANIFEST => {
+                self.metrics.incr("rewards.challenge.answered");
+                let answer = challenge.answer(&chunk);
+                self.send(from, &RewardsMessage::Answer { answer, manifest });
+            }
+            _ => self.metrics.incr("rewards.challenge.missing"),
+        }
+        Ok(())
+    }
+
+    fn on_claim_ack(&mut self, from: Addr, epoch: u64, part: u32) -> Result<(), WireError> {
+        if self.coordinator_at(epoch, from).is_none() {
+            return self.refuse("rewards.claims.ack_unexpected", "claim ack not from the coordinator");
+        }
+        if let Some(flag) = self.claims.get_mut(&epoch).and_then(|c| c.acked.get_mut(part as usize)) {
+            *flag = true;
+        }
+        Ok(())
+    }
+
+    fn on_record(&mut self, now: Instant, from: Addr, record: EpochRecord) -> Result<(), WireError> {
+        let Some((_, key)) = self.coordinator_at(record.epoch, from) else {
+            return self.refuse("rewards.record.not_coordinator", "record not from the epoch's coordinator");
+        };
+        if record.coordinator_key != key || self.group() != Some(record.group.as_str()) {
+            return self.refuse("rewards.record.wrong_signer", "record of another coordinator or group");
+        }
+        if !record.verify_signature() {
+            return self.refuse("rewards.record.invalid", "bad record signature");
+        }
+        self.metrics.incr("rewards.record.received");
+        let epoch = record.epoch;
+        if !self.params.audit {
+            self.accept(record, AuditOutcome::NotAudited);
+            return Ok(());
+        }
+        let pending = self.audits.entry(epoch).or_default();
+        if pending.record.is_none() {
+            pending.record = Some(record);
+        }
+        self.try_audit(now, epoch);
+        Ok(())
+    }
+
+    fn on_inputs(
+        &mut self,
+        now: Instant,
+        from: Addr,
+        epoch: u64,
+        part: u32,
+        parts: u32,
+        bytes: Vec<u8>,
+    ) -> Result<(), WireError> {
+        if self.coordinator_at(epoch, from).is_none() || !self.params.audit {
+            return self.refuse("rewards.inputs.unexpected", "inputs not from the epoch's coordinator");
+        }
+        let max_parts = super::inputs::MAX_INPUTS_BYTES.div_ceil(INPUTS_PART_BYTES) as u32;
+        if parts == 0 || parts > max_parts || part >= parts || bytes.len() > INPUTS_PART_BYTES {
+            return self.refuse("rewards.inputs.malformed", "inputs part out of range");
+        }
+        let pending = self.audits.entry(epoch).or_default();
+        if pending.total != 0 && pending.total != parts {
+            return self.refuse("rewards.inputs.malformed", "inputs part count changed");
+        }
+        pending.total = parts;
+        pending.parts.insert(part, bytes);
+        self.try_audit(now, epoch);
+        Ok(())
+    }
+
+    /// Audits `epoch`'s record once it and all its input parts are here.
+    fn try_audit(&mut self, _now: Instant, epoch: u64) {
+        let ready = self
+            .audits
+            .get(&epoch)
+            .is_some_and(|p| p.record.is_some() && p.total > 0 && p.parts.len() == p.total as usize);
+        if !ready {
+            return;
+        }
+        let Some(pending) = self.audits.remove(&epoch) else { return };
+        let Some(record) = pending.record else { return };
+        let bytes: Vec<u8> = pending.parts.into_values().flatten().collect();
+        let outcome = match super::EpochInputs::decode(&bytes) {
+            Err(_) => AuditOutcome::Mismatch("inputs"),
+            Ok(inputs) => match record.verify_against(&self.params, &inputs) {
+                Err(m) => AuditOutcome::Mismatch(m.label()),
+                Ok(()) => match &self.prev_record {
+                    Some(prev) if prev.epoch.saturating_add(1) == record.epoch && !record.follows(prev) => {
+                        AuditOutcome::Mismatch("chain")
+                    }
+                    _ => AuditOutcome::Verified,
+                },
+            },
+        };
+        let hash = record.hash();
+        let event = match outcome {
+            AuditOutcome::Mismatch(what) => {
+                self.metrics.incr("rewards.audit.mismatch");
+                RewardsEvent::Mismatch { epoch, what }
+            }
+            _ => {
+                self.metrics.incr("rewards.audit.verified");
+                RewardsEvent::Verified { epoch, hash }
+            }
+        };
+        self.outputs.push_back(Output::Event(Event::Rewards(event)));
+        self.accept(record, outcome);
+    }
+
+    /// Takes `record` as the last one (a mismatching record is reported
+    /// but does not become the chain's head).
+    fn accept(&mut self, record: EpochRecord, audit: AuditOutcome) {
+        let local = self.identity.id();
+        let payout = record.payouts.iter().find(|p| p.node == local).map_or(0, |p| p.total);
+        self.last = Some(RecordSummary { epoch: record.epoch, hash: record.hash(), payout, audit: audit.clone() });
+        if !matches!(audit, AuditOutcome::Mismatch(_))
+            && self.prev_record.as_ref().is_none_or(|p| p.epoch < record.epoch)
+        {
+            self.prev_record = Some(record);
+        }
+    }
+
+    // ---- coordinator side ----
+
+    fn on_register(&mut self, now: Instant, from: Addr, register: Register) -> Result<(), WireError> {
+        if self.group() != Some(register.group.as_str()) {
+            return self.refuse("rewards.coord.other_group", "registration for another group");
+        }
+        let epoch = register.epoch;
+        if epoch != self.clock.epoch_at(now) || !self.gathered.contains_key(&epoch) {
+            return self.refuse("rewards.coord.not_coordinating", "not coordinating that epoch");
+        }
+        if !register.verify() {
+            return self.refuse("rewards.coord.register_invalid", "bad registration");
+        }
+        let node = register.node();
+        let Some(gathered) = self.gathered.get_mut(&epoch) else { return Ok(()) };
+        if let Some(known) = gathered.registered.get_mut(&node) {
+            known.addr = Some(from);
+            known.stored = register.stored;
+            return Ok(());
+        }
+        if gathered.registered.len() >= MAX_REGISTERED {
+            return self.refuse("rewards.coord.register_full", "registrations full");
+        }
+        gathered
+            .registered
+            .insert(node, Registration { key: register.signing_key, addr: Some(from), stored: register.stored });
+        self.metrics.incr("rewards.coord.registered");
+        // Spot checks at random instants of what is left of the epoch.
+        let end = self.clock.epoch_start(epoch.saturating_add(1));
+        let margin = self.params.probe_timeout().max(self.params.challenge_timeout());
+        let span = end.saturating_sub(margin).saturating_duration_since(now);
+        let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+        let kinds = (0..self.params.probes_per_epoch)
+            .map(|_| Check::Probe)
+            .chain((0..self.params.challenges_per_epoch).map(|_| Check::Challenge));
+        let kinds: Vec<Check> = kinds.take(64).collect();
+        for kind in kinds {
+            let at = now.saturating_add(Duration::from_millis(below(&mut self.rng, span_ms.max(1))));
+            self.check_seq += 1;
+            self.checks.insert((at, self.check_seq), (epoch, node, kind));
+        }
+        Ok(())
+    }
+
+    fn on_probe_data(&mut self, now: Instant, from: Addr, nonce: [u8; 32], len: usize) -> Result<(), WireError> {
+        let Some(pending) = self.probing.get_mut(&nonce).filter(|p| p.addr == from) else {
+            return self.refuse("rewards.coord.probe_unexpected", "probe data for no probe");
+        };
+        pending.meter.on_datagram(now, len);
+        if pending.meter.total_bytes() >= pending.bytes {
+            self.finish_probe(now, nonce);
+        }
+        Ok(())
+    }
+
+    fn finish_probe(&mut self, now: Instant, nonce: [u8; 32]) {
+        let Some(mut pending) = self.probing.remove(&nonce) else { return };
+        let result = pending.meter.finish(now.min(pending.deadline));
+        self.metrics.incr("rewards.coord.probes_done");
+        if let Some(g) = self.gathered.get_mut(&pending.epoch) {
+            g.probes.push(result);
+        }
+    }
+
+    fn on_answer(&mut self, from: Addr, answer: ChallengeAnswer, manifest: &[u8]) -> Result<(), WireError> {
+        let Some(pending) = self.challenging.get(&answer.nonce).filter(|p| p.addr == from) else {
+            return self.refuse("rewards.coord.answer_unexpected", "answer to no challenge");
+        };
+        let challenge = pending.challenge;
+        let node = pending.node;
+        self.challenging.remove(&answer.nonce);
+        // The slice proof shows the chunk; the signed manifest shows that
+        // the chunk belongs to the content and names its publisher.
+        let proven = challenge.verify(&answer).is_ok()
+            && cid_of(manifest) == challenge.cid
+            && Manifest::decode(manifest)
+                .ok()
+                .and_then(|m| {
+                    let again = Challenge::for_chunk(
+                        challenge.epoch,
+                        challenge.nonce,
+                        challenge.cid,
+                        &m,
+                        challenge.chunk_index,
+                    );
+                    (again == Some(challenge)).then(|| m.publisher_id())
+                })
+                .is_some();
+        let publisher =
+            if proven { Manifest::decode(manifest).map(|m| m.publisher_id()).unwrap_or(node) } else { node };
+        self.metrics.incr(if proven { "rewards.coord.challenges_passed" } else { "rewards.coord.challenges_failed" });
+        if let Some(g) = self.gathered.get_mut(&challenge.epoch) {
+            g.challenges.push(challenge.outcome(node, publisher, proven));
+        }
+        Ok(())
+    }
+
+    fn on_claim(
+        &mut self,
+        now: Instant,
+        from: Addr,
+        epoch: u64,
+        part: u32,
+        receipts: Vec<Receipt>,
+    ) -> Result<(), WireError> {
+        let Some(gathered) = self.gathered.get_mut(&epoch) else {
+            return self.refuse("rewards.coord.claim_unexpected", "not settling that epoch");
+        };
+        if gathered.settle_at.is_some_and(|t| now >= t) {
+            return self.refuse("rewards.coord.claim_late", "claim after settlement");
+        }
+        if !gathered.registered.values().any(|r| r.addr == Some(from)) {
+            return self.refuse("rewards.coord.claim_unregistered", "claim from an unregistered address");
+        }
+        if receipts.len() > self.params.max_receipts_per_claim as usize {
+            return self.refuse("rewards.coord.claim_too_long", "claim longer than max_receipts_per_claim");
+        }
+        self.metrics.incr("rewards.coord.claims");
+        let full = take_receipts(gathered, epoch, receipts);
+        if full > 0 {
+            self.metrics.add("rewards.coord.claims_full", full);
+        }
+        self.send(from, &RewardsMessage::ClaimAck { epoch, part });
+        Ok(())
     }
 
     fn on_receipt(&mut self, now: Instant, receipt: Receipt) -> Result<(), WireError> {
@@ -258,7 +806,7 @@ impl Rewards {
     }
 
     /// Handles the timers due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant, env: &RewardsEnv<'_>) {
         if !self.config.enabled {
             return;
         }
@@ -268,6 +816,7 @@ impl Rewards {
             // Final receipts of the ended epoch, to every peer, once more.
             self.send_receipts(ended, true);
             self.end_epoch(ended);
+            self.schedule_claim(ended);
             self.epoch = current;
             self.next_epoch = Some(self.clock.epoch_start(current.saturating_add(1)));
             self.prune(current);
@@ -276,6 +825,224 @@ impl Rewards {
             self.send_receipts(current, false);
             self.next_receipts = Some(now.saturating_add(self.params.receipt_interval()));
         }
+        self.coordinate(now, current, env);
+        self.run_checks(now);
+        self.send_claims(now);
+        let due: Vec<u64> =
+            self.gathered.iter().filter(|(_, g)| g.settle_at.is_some_and(|t| t <= now)).map(|(e, _)| *e).collect();
+        for epoch in due {
+            self.settle(now, epoch);
+        }
+    }
+
+    /// As lease holder: opens the current epoch and announces it to the
+    /// peers not registered yet, once per receipt interval.
+    fn coordinate(&mut self, now: Instant, current: u64, env: &RewardsEnv<'_>) {
+        let Some(group) = self.config.group.clone() else { return };
+        if !env.leader {
+            self.next_announce = None;
+            return;
+        }
+        if !self.gathered.contains_key(&current) {
+            let settle_at =
+                self.clock.epoch_start(current.saturating_add(1)).saturating_add(self.params.settle_delay());
+            let mut gathered = Gathered { settle_at: Some(settle_at), ..Gathered::default() };
+            let me = self.identity.public().signing_key;
+            gathered.registered.insert(self.identity.id(), Registration { key: me, addr: None, stored: Vec::new() });
+            self.gathered.insert(current, gathered);
+            self.coordinators.insert(current, (self.identity.id(), me, self.config_addr()));
+            self.metrics.incr("rewards.coord.epochs_opened");
+            self.next_announce = Some(now);
+        }
+        if self.next_announce.is_some_and(|t| t <= now) {
+            let announce = RewardsMessage::Announce(Announce::sign(&self.identity, &group, current));
+            let registered = self.gathered.get(&current).map(|g| g.registered.keys().copied().collect::<Vec<_>>());
+            let registered = registered.unwrap_or_default();
+            for (id, addr) in (env.peers)() {
+                if !registered.contains(&id) {
+                    self.send(addr, &announce);
+                }
+            }
+            self.next_announce = Some(now.saturating_add(self.params.receipt_interval()));
+        }
+    }
+
+    /// A placeholder address for this node's own entry (never sent to).
+    fn config_addr(&self) -> Addr {
+        Addr::from(([0, 0, 0, 0], 0))
+    }
+
+    /// Starts the spot checks that are due and closes the timed-out ones.
+    fn run_checks(&mut self, now: Instant) {
+        while let Some(entry) = self.checks.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (epoch, node, kind) = entry.remove();
+            let Some(reg) = self.gathered.get(&epoch).and_then(|g| g.registered.get(&node)).cloned() else { continue };
+            let Some(addr) = reg.addr else { continue };
+            let mut nonce = [0u8; 32];
+            self.rng.fill_bytes(&mut nonce);
+            match kind {
+                Check::Probe => {
+                    let bytes = self.params.probe_bytes;
+                    let deadline = now.saturating_add(self.params.probe_timeout());
+                    let meter = ProbeMeter::new(node, now);
+                    self.probing.insert(nonce, PendingProbe { epoch, addr, meter, bytes, deadline });
+                    self.metrics.incr("rewards.coord.probes_sent");
+                    self.send(addr, &RewardsMessage::ProbeRequest { epoch, nonce, bytes });
+                }
+                Check::Challenge => {
+                    if reg.stored.is_empty() {
+                        self.metrics.incr("rewards.coord.challenge_nothing_declared");
+                        continue;
+                    }
+                    let pick = below(&mut self.rng, reg.stored.len() as u64) as usize;
+                    let Some(d) = reg.stored.get(pick) else { continue };
+                    let challenge = Challenge {
+                        epoch,
+                        nonce,
+                        cid: d.cid,
+                        chunk_index: d.chunk_index,
+                        block: d.block,
+                        chunk_len: d.chunk_len,
+                    };
+                    let deadline = now.saturating_add(self.params.challenge_timeout());
+                    self.challenging.insert(nonce, PendingChallenge { node, addr, challenge, deadline });
+                    self.metrics.incr("rewards.coord.challenges_sent");
+                    self.send(addr, &RewardsMessage::Challenge(challenge));
+                }
+            }
+        }
+        let late: Vec<[u8; 32]> = self.probing.iter().filter(|(_, p)| p.deadline <= now).map(|(n, _)| *n).collect();
+        for nonce in late {
+            self.finish_probe(now, nonce);
+        }
+        let late: Vec<[u8; 32]> = self.challenging.iter().filter(|(_, c)| c.deadline <= now).map(|(n, _)| *n).collect();
+        for nonce in late {
+            let Some(pending) = self.challenging.remove(&nonce) else { continue };
+            self.metrics.incr("rewards.coord.challenges_timed_out");
+            let c = pending.challenge;
+            if let Some(g) = self.gathered.get_mut(&c.epoch) {
+                g.challenges.push(c.outcome(pending.node, pending.node, false));
+            }
+        }
+    }
+
+    /// Prepares the claim of the ended epoch: sent a third of the settle
+    /// delay after the epoch, when the final receipts have arrived.
+    fn schedule_claim(&mut self, ended: u64) {
+        let end = self.clock.epoch_start(ended.saturating_add(1));
+        let delay = self.params.settle_delay();
+        let claim = PendingClaim {
+            parts: Vec::new(),
+            acked: Vec::new(),
+            next: end.saturating_add(delay / 3),
+            until: end.saturating_add(delay),
+            sent: false,
+        };
+        self.claims.insert(ended, claim);
+    }
+
+    /// Sends due claim parts (first time: all; then the unacknowledged).
+    fn send_claims(&mut self, now: Instant) {
+        let due: Vec<u64> =
+            self.claims.iter().filter(|(_, c)| c.next <= now && now < c.until).map(|(e, _)| *e).collect();
+        let local = self.identity.id();
+        let per = (self.params.max_receipts_per_claim as usize).max(1);
+        for epoch in due {
+            let Some(&(coordinator, _, addr)) = self.coordinators.get(&epoch) else {
+                self.metrics.incr("rewards.claims.no_coordinator");
+                self.claims.remove(&epoch);
+                continue;
+            };
+            let held: Vec<Receipt> = self.book.epoch(epoch).filter(|r| r.provider == local).cloned().collect();
+            let retry = (self.params.settle_delay() / 6).max(Duration::from_secs(1));
+            let Some(claim) = self.claims.get_mut(&epoch) else { continue };
+            if !claim.sent {
+                claim.parts = held.chunks(per).map(<[Receipt]>::to_vec).collect();
+                claim.acked = vec![false; claim.parts.len()];
+                claim.sent = true;
+            }
+            claim.next = now.saturating_add(retry);
+            if coordinator == local {
+                let parts = core::mem::take(&mut claim.parts);
+                self.claims.remove(&epoch);
+                if let Some(g) = self.gathered.get_mut(&epoch) {
+                    for part in parts {
+                        take_receipts(g, epoch, part);
+                    }
+                }
+                continue;
+            }
+            let messages: Vec<RewardsMessage> = claim
+                .parts
+                .iter()
+                .zip(&claim.acked)
+                .enumerate()
+                .filter(|(_, (_, acked))| !**acked)
+                .map(|(i, (part, _))| RewardsMessage::Claim { epoch, part: i as u32, receipts: part.clone() })
+                .collect();
+            if messages.is_empty() {
+                self.claims.remove(&epoch);
+            }
+            for m in messages {
+                self.metrics.incr("rewards.claims.sent");
+                self.send(addr, &m);
+            }
+        }
+        self.claims.retain(|_, c| now < c.until);
+    }
+
+    /// Settles `epoch`: builds the inputs and the signed record, chained to
+    /// the last record this node holds, and sends both to the registered nodes.
+    fn settle(&mut self, now: Instant, epoch: u64) {
+        let Some(gathered) = self.gathered.remove(&epoch) else { return };
+        let Some(group) = self.config.group.clone() else { return };
+        // Checks still open for this epoch are closed now.
+        self.checks.retain(|_, c| c.0 != epoch);
+        self.probing.retain(|_, p| p.epoch != epoch);
+        self.challenging.retain(|_, c| c.challenge.epoch != epoch);
+        let (prev, carried_in) = match &self.prev_record {
+            Some(p) if p.epoch < epoch => {
+                (p.hash(), if p.epoch.saturating_add(1) == epoch { p.carried_out } else { 0 })
+            }
+            _ => ([0u8; 32], 0),
+        };
+        let mut inputs = EpochInputs::new(group, epoch, self.params.emission, carried_in);
+        inputs.nodes = gathered.registered.values().map(|r| NodeEntry::from_key(r.key)).collect();
+        inputs.receipts = gathered.best.into_values().chain(gathered.invalid).collect();
+        inputs.probes = gathered.probes;
+        inputs.challenges = gathered.challenges;
+        inputs.canonicalize();
+        let record = EpochRecord::build(&self.params, &inputs, prev, &self.identity);
+        let encoded = inputs.encode();
+        let message = RewardsMessage::Record(record.clone());
+        if message.encode().len() > wire::MAX_BODY {
+            self.metrics.incr("rewards.coord.record_too_large");
+        }
+        let parts: Vec<&[u8]> = encoded.chunks(INPUTS_PART_BYTES).collect();
+        let total = parts.len() as u32;
+        for reg in gathered.registered.values() {
+            let Some(addr) = reg.addr else { continue };
+            self.send(addr, &message);
+            for (i, part) in parts.iter().enumerate() {
+                let bytes = part.to_vec();
+                self.send(addr, &RewardsMessage::Inputs { epoch, part: i as u32, parts: total, bytes });
+            }
+        }
+        let paid = record.payouts.iter().fold(0u64, |a, p| a.saturating_add(p.total));
+        let event = RewardsEvent::Settled {
+            epoch,
+            hash: record.hash(),
+            paid,
+            carried_out: record.carried_out,
+            nodes: inputs.nodes.len(),
+        };
+        self.metrics.incr("rewards.coord.settled");
+        self.outputs.push_back(Output::Event(Event::Rewards(event)));
+        let _ = now;
+        self.accept(record, AuditOutcome::Verified);
     }
 
     fn end_epoch(&mut self, epoch: u64) {
@@ -319,9 +1086,61 @@ impl Rewards {
     /// Forgets what is older than the previous epoch (the one being settled).
     fn prune(&mut self, current: u64) {
         let keep_from = current.saturating_sub(1);
+        let two_back = current.saturating_sub(2);
+        self.coordinators = self.coordinators.split_off(&two_back);
+        self.audits = self.audits.split_off(&two_back);
         self.receipted = self.receipted.split_off(&(keep_from, NodeId([0; 32])));
         self.book.prune_before(keep_from);
         let ledger = &self.ledger;
         self.addrs.retain(|id, _| ledger.epochs().any(|e| ledger.epoch(e).is_some_and(|l| l.has_peer(id))));
     }
+}
+
+/// Files the claimed `receipts` of `epoch`: the best valid one per
+/// (consumer, provider), invalid ones kept as evidence; returns how many
+/// were refused for lack of room.
+fn take_receipts(gathered: &mut Gathered, epoch: u64, receipts: Vec<Receipt>) -> u64 {
+    let mut full = 0;
+    for r in receipts {
+        if gathered.best.len() + gathered.invalid.len() >= MAX_CLAIMED_RECEIPTS {
+            full += 1;
+            continue;
+        }
+        if r.epoch != epoch || r.verify().is_err() {
+            gathered.invalid.push(r);
+            continue;
+        }
+        let key = (r.consumer(), r.provider);
+        if gathered.best.get(&key).is_none_or(|b| b.bytes < r.bytes) {
+            gathered.best.insert(key, r);
+        }
+    }
+    full
+}
+
+/// Chunks of content this node stores, to declare in a registration (in
+/// content id then chunk order, at most [`MAX_DECLARED`]; content whose
+/// manifest is over [`MAX_ANSWER_MANIFEST`] cannot be proven and is left out).
+fn declared_chunks(store: &dyn ContentStore) -> Vec<Declared> {
+    let mut out = Vec::new();
+    let Ok(mut objects) = store.objects() else { return out };
+    objects.sort_by_key(|o| o.0);
+    for (cid, _) in objects {
+        let Some(bytes) = store.block(&cid.block()).ok().flatten() else { continue };
+        if bytes.len() > MAX_ANSWER_MANIFEST {
+            continue;
+        }
+        let Ok(manifest) = Manifest::decode(&bytes) else { continue };
+        for (i, block) in manifest.chunks.iter().enumerate() {
+            if out.len() >= MAX_DECLARED {
+                return out;
+            }
+            let Ok(index) = u32::try_from(i) else { break };
+            if store.has_block(block).unwrap_or(false) {
+                let (_, chunk_len) = manifest.chunk_span(index);
+                out.push(Declared { cid, chunk_index: index, block: *block, chunk_len });
+            }
+        }
+    }
+    out
 }

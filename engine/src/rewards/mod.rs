@@ -21,8 +21,8 @@
 //! `README.md` in this folder states the formula with a worked example
 //! and argues for each rule.
 
-pub mod clock;
 pub mod challenge;
+pub mod clock;
 pub mod inputs;
 pub mod ledger;
 pub mod machine;

@@ -46,6 +46,12 @@ pub struct Net {
     pub mixes: BTreeMap<usize, MixConfig>,
     /// Rewards settings by node index (default: off).
     pub rewards: BTreeMap<usize, RewardsConfig>,
+    /// Election settings by node index (default: no group).
+    pub elections: BTreeMap<usize, allium_engine::election::ElectionConfig>,
+    /// Each node's uplink rate in bytes per second (None: unlimited): a
+    /// datagram leaves after the ones queued before it.
+    pub uplink_bytes_per_sec: Option<u64>,
+    uplink_free: BTreeMap<usize, Instant>,
     /// Probability that a datagram is lost.
     pub loss: f64,
     loss_rng: EngineRng,
@@ -148,6 +154,9 @@ impl Net {
             relays: BTreeMap::new(),
             mixes: BTreeMap::new(),
             rewards: BTreeMap::new(),
+            elections: BTreeMap::new(),
+            uplink_bytes_per_sec: None,
+            uplink_free: BTreeMap::new(),
             loss: 0.0,
             loss_rng: NodeSeed::derive(seed, u64::MAX).stream("harness loss"),
             serve_exits: true,
@@ -169,7 +178,7 @@ impl Net {
             content: Box::new(self.stores[index].clone()),
             relay: self.relays.get(&index).cloned().unwrap_or_default(),
             mix: self.mixes.get(&index).copied().unwrap_or_default(),
-            election: Default::default(),
+            election: self.elections.get(&index).cloned().unwrap_or_default(),
             rewards: self.rewards.get(&index).cloned().unwrap_or_default(),
         }
     }
@@ -258,7 +267,14 @@ impl Net {
                     let split = |i: usize| self.partition.as_ref().is_some_and(|side| side.contains(&i));
                     if let Some(to_index) = index_of(&to).filter(|&t| split(t) == split(index)) {
                         self.seq += 1;
-                        self.in_flight.insert((now + LATENCY, self.seq), (addr(index), to_index, bytes));
+                        let mut leaves = now;
+                        if let Some(rate) = self.uplink_bytes_per_sec {
+                            let free = self.uplink_free.get(&index).copied().unwrap_or(now).max(now);
+                            let micros = (bytes.len() as u64).saturating_mul(1_000_000) / rate.max(1);
+                            leaves = free + Duration::from_micros(micros);
+                            self.uplink_free.insert(index, leaves);
+                        }
+                        self.in_flight.insert((leaves + LATENCY, self.seq), (addr(index), to_index, bytes));
                     }
                 }
                 Output::Persist(op) => self.persisted[index].apply(op),
