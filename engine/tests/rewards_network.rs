@@ -211,3 +211,41 @@ fn an_epoch_settles_audits_and_pays_only_honest_work() {
     eprintln!("payouts {:?} rejected {:?} carried_out {}", record.payouts, record.rejected, record.carried_out);
     assert!(RewardsMessage::Record(record).encode().len() <= wire::MAX_BODY + 8);
 }
+
+/// A record altered after signing (re-signed by the coordinator's key, so
+/// only the recomputation can tell) is flagged by the auditor that got it;
+/// the others verify the real one.
+#[test]
+fn an_altered_record_is_a_mismatch() {
+    let mut net = build();
+    let cid = publish(&mut net, 3, 60_000, 5);
+    fetch(&mut net, 4, cid);
+    let coordinator = (0..3).find(|&i| net.node(i).rewards(net.now).coordinating).expect("a coordinator");
+    let signer = identity(coordinator);
+    const VICTIM: usize = 5;
+    net.tamper = Some(Box::new(move |from, to, bytes: &mut Vec<u8>| {
+        if from != coordinator || to != VICTIM {
+            return;
+        }
+        let Ok((wire::MessageKind::Rewards, body)) = wire::split(bytes) else { return };
+        if let Ok(RewardsMessage::Record(mut record)) = RewardsMessage::decode(body) {
+            record.carried_out = record.carried_out.wrapping_add(1);
+            *bytes = RewardsMessage::Record(record.sign(&signer)).encode();
+        }
+    }));
+    let now = net.now.as_millis();
+    net.run_for(Duration::from_millis(EPOCH_SECS * 1000 - now + 15_000));
+    let events = rewards_events(&net);
+    assert!(
+        events.iter().any(|(n, e)| *n == VICTIM && matches!(e, RewardsEvent::Mismatch { epoch: 0, .. })),
+        "{events:?}"
+    );
+    assert_eq!(net.node(VICTIM).metrics().get("rewards.audit.mismatch"), 1);
+    assert!(matches!(net.node(VICTIM).rewards(net.now).last_record.map(|r| r.audit), Some(AuditOutcome::Mismatch(_))));
+    for i in (0..NODES).filter(|&i| i != VICTIM && i != coordinator) {
+        assert!(
+            events.iter().any(|(n, e)| *n == i && matches!(e, RewardsEvent::Verified { epoch: 0, .. })),
+            "node {i}"
+        );
+    }
+}

@@ -52,6 +52,8 @@ pub struct Net {
     /// datagram leaves after the ones queued before it.
     pub uplink_bytes_per_sec: Option<u64>,
     uplink_free: BTreeMap<usize, Instant>,
+    /// Rewrites datagrams in flight: (from index, to index, bytes).
+    pub tamper: Option<Box<dyn FnMut(usize, usize, &mut Vec<u8>)>>,
     /// Probability that a datagram is lost.
     pub loss: f64,
     loss_rng: EngineRng,
@@ -157,6 +159,7 @@ impl Net {
             elections: BTreeMap::new(),
             uplink_bytes_per_sec: None,
             uplink_free: BTreeMap::new(),
+            tamper: None,
             loss: 0.0,
             loss_rng: NodeSeed::derive(seed, u64::MAX).stream("harness loss"),
             serve_exits: true,
@@ -267,6 +270,9 @@ impl Net {
                     let split = |i: usize| self.partition.as_ref().is_some_and(|side| side.contains(&i));
                     if let Some(to_index) = index_of(&to).filter(|&t| split(t) == split(index)) {
                         self.seq += 1;
+                        if let Some(tamper) = self.tamper.as_mut() {
+                            tamper(index, to_index, &mut bytes);
+                        }
                         let mut leaves = now;
                         if let Some(rate) = self.uplink_bytes_per_sec {
                             let free = self.uplink_free.get(&index).copied().unwrap_or(now).max(now);
