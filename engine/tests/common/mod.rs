@@ -20,6 +20,9 @@ use std::time::Duration;
 /// One-way latency of every link.
 pub const LATENCY: Duration = Duration::from_millis(10);
 
+/// A datagram rewriter: (from index, to index, bytes).
+pub type Tamper = Box<dyn FnMut(usize, usize, &mut Vec<u8>)>;
+
 pub struct Net {
     pub nodes: Vec<Option<Node>>,
     pub persisted: Vec<PersistedState>,
@@ -53,7 +56,7 @@ pub struct Net {
     pub uplink_bytes_per_sec: Option<u64>,
     uplink_free: BTreeMap<usize, Instant>,
     /// Rewrites datagrams in flight: (from index, to index, bytes).
-    pub tamper: Option<Box<dyn FnMut(usize, usize, &mut Vec<u8>)>>,
+    pub tamper: Option<Tamper>,
     /// Probability that a datagram is lost.
     pub loss: f64,
     loss_rng: EngineRng,
