@@ -1,9 +1,9 @@
 //! Rewards: accounting tokens for nodes that relay traffic and store
 //! content.
 //!
-//! Everything in this folder so far is pure (no I/O, no clock, no
-//! randomness of its own): the types and functions both the coordinator
-//! and every auditing node use.
+//! The core types are pure (no I/O, no clock, no randomness of their
+//! own): what both the coordinator and every auditing node use. The
+//! [`machine`] drives them in the node (sans-IO: datagrams in, outputs out).
 //!
 //! * [`receipt`]: consumer-signed cumulative byte receipts, and the
 //!   [`ReceiptBook`] that keeps the best one per (epoch, consumer, provider).
@@ -12,7 +12,8 @@
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
 //! * [`settle`]: the payout formula ([`settle()`]).
 //! * [`ledger`]: the per-peer byte ledger the node fills from its machines.
-//! * [`machine`]: the [`Rewards`] machine in the node (receipts so far);
+//! * [`machine`]: the [`Rewards`] machine in the node (receipts,
+//!   registration, spot checks, claims, settlement, audit);
 //!   [`messages`]: its datagrams.
 //! * [`clock`]: [`clock::RewardsConfig`] and the shared epoch clock.
 //! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
