@@ -249,3 +249,35 @@ fn an_altered_record_is_a_mismatch() {
         );
     }
 }
+
+/// A node that lost the inputs of a settled epoch asks the coordinator
+/// again and then verifies.
+#[test]
+fn a_lost_publication_is_asked_for_again() {
+    let mut net = build();
+    let cid = publish(&mut net, 3, 60_000, 9);
+    fetch(&mut net, 4, cid);
+    let coordinator = (0..3).find(|&i| net.node(i).rewards(net.now).coordinating).expect("a coordinator");
+    const VICTIM: usize = 5;
+    let mut dropped = 0;
+    net.tamper = Some(Box::new(move |from, to, bytes: &mut Vec<u8>| {
+        if from != coordinator || to != VICTIM || dropped > 0 {
+            return;
+        }
+        let Ok((wire::MessageKind::Rewards, body)) = wire::split(bytes) else { return };
+        if let Ok(RewardsMessage::Inputs { .. }) = RewardsMessage::decode(body) {
+            dropped += 1;
+            bytes.truncate(bytes.len() / 2); // refused by the decoder: as good as lost
+        }
+    }));
+    let now = net.now.as_millis();
+    net.run_for(Duration::from_millis(EPOCH_SECS * 1000 - now + 30_000));
+    let events = rewards_events(&net);
+    assert!(
+        events.iter().any(|(n, e)| *n == VICTIM && matches!(e, RewardsEvent::Verified { epoch: 0, .. })),
+        "{events:?}"
+    );
+    assert!(net.node(VICTIM).metrics().get("rewards.record.requested") >= 1);
+    assert_eq!(net.node(coordinator).metrics().get("rewards.coord.record_resent"), 1);
+    assert_eq!(events.iter().filter(|(n, e)| *n == VICTIM && matches!(e, RewardsEvent::Verified { .. })).count(), 1);
+}

@@ -62,6 +62,9 @@ pub const MAX_REGISTERED: usize = 1024;
 /// per pair, plus invalid ones kept as evidence), the rest refused with
 /// `rewards.coord.claims_full`.
 pub const MAX_CLAIMED_RECEIPTS: usize = 65_536;
+/// How many times a node asks again for a record it missed, and how many
+/// times a coordinator sends one again to the same address.
+pub const RECORD_RETRIES: u8 = 3;
 
 /// What the node lends the rewards machine for one call.
 pub struct RewardsEnv<'a> {
@@ -147,6 +150,15 @@ struct PendingClaim {
     next: Instant,
     until: Instant,
     sent: bool,
+}
+
+/// A settled epoch kept by its coordinator for resending.
+#[derive(Debug)]
+struct Published {
+    record: EpochRecord,
+    inputs: Vec<u8>,
+    /// Resends left per registered address.
+    resends: BTreeMap<Addr, u8>,
 }
 
 /// A record waiting for its inputs (auditing nodes).
@@ -261,6 +273,11 @@ pub struct Rewards {
     audits: BTreeMap<u64, PendingAudit>,
     prev_record: Option<EpochRecord>,
     last: Option<RecordSummary>,
+    /// Settled records kept for resending (the last two epochs): record,
+    /// encoded inputs, registered addresses and resends left per address.
+    published: BTreeMap<u64, Published>,
+    /// Epochs whose record this node waits for: next request, tries left.
+    awaited: BTreeMap<u64, (Instant, u8)>,
 }
 
 impl core::fmt::Debug for Rewards {
@@ -315,6 +332,8 @@ impl Rewards {
             audits: BTreeMap::new(),
             prev_record: None,
             last: None,
+            published: BTreeMap::new(),
+            awaited: BTreeMap::new(),
         }
     }
 
@@ -396,7 +415,8 @@ impl Rewards {
         let challenges = self.challenging.values().map(|c| c.deadline).min();
         let settle = self.gathered.values().filter_map(|g| g.settle_at).min();
         let claims = self.claims.values().filter(|c| c.next < c.until).map(|c| c.next).min();
-        [self.next_receipts, self.next_epoch, self.next_announce, checks, probes, challenges, settle, claims]
+        let awaited = self.awaited.values().map(|a| a.0).min();
+        [self.next_receipts, self.next_epoch, self.next_announce, checks, probes, challenges, settle, claims, awaited]
             .into_iter()
             .flatten()
             .min()
@@ -446,6 +466,7 @@ impl Rewards {
             RewardsMessage::Inputs { epoch, part, parts, bytes } => {
                 self.on_inputs(now, from, epoch, part, parts, bytes)
             }
+            RewardsMessage::RecordRequest { epoch } => self.on_record_request(from, epoch),
         }
     }
 
@@ -555,8 +576,12 @@ impl Rewards {
         if !record.verify_signature() {
             return self.refuse("rewards.record.invalid", "bad record signature");
         }
-        self.metrics.incr("rewards.record.received");
         let epoch = record.epoch;
+        if self.has_record(epoch) {
+            self.metrics.incr("rewards.record.duplicate");
+            return Ok(());
+        }
+        self.metrics.incr("rewards.record.received");
         if !self.params.audit {
             self.accept(record, AuditOutcome::NotAudited);
             return Ok(());
@@ -584,6 +609,10 @@ impl Rewards {
         let max_parts = super::inputs::MAX_INPUTS_BYTES.div_ceil(INPUTS_PART_BYTES) as u32;
         if parts == 0 || parts > max_parts || part >= parts || bytes.len() > INPUTS_PART_BYTES {
             return self.refuse("rewards.inputs.malformed", "inputs part out of range");
+        }
+        if self.has_record(epoch) {
+            self.metrics.incr("rewards.record.duplicate");
+            return Ok(());
         }
         let pending = self.audits.entry(epoch).or_default();
         if pending.total != 0 && pending.total != parts {
@@ -632,6 +661,49 @@ impl Rewards {
         };
         self.outputs.push_back(Output::Event(Event::Rewards(event)));
         self.accept(record, outcome);
+    }
+
+    /// Whether this node already accepted a record for `epoch` or later.
+    fn has_record(&self, epoch: u64) -> bool {
+        self.last.as_ref().is_some_and(|l| l.epoch >= epoch)
+    }
+
+    /// As coordinator: sends a settled epoch's record and inputs again to a
+    /// registered address, at most [`RECORD_RETRIES`] times.
+    fn on_record_request(&mut self, from: Addr, epoch: u64) -> Result<(), WireError> {
+        let Some(Published { record, inputs, resends: left }) = self.published.get_mut(&epoch) else {
+            return self.refuse("rewards.coord.record_request_unknown", "no such settled epoch");
+        };
+        let Some(n) = left.get_mut(&from).filter(|n| **n > 0) else {
+            return self.refuse("rewards.coord.record_request_refused", "not registered or asked too often");
+        };
+        *n -= 1;
+        let messages = publication(record, inputs);
+        self.metrics.incr("rewards.coord.record_resent");
+        for m in &messages {
+            self.send(from, m);
+        }
+        Ok(())
+    }
+
+    /// Asks the coordinator again for records not received in time.
+    fn request_records(&mut self, now: Instant) {
+        let due: Vec<u64> = self.awaited.iter().filter(|(_, a)| a.0 <= now).map(|(e, _)| *e).collect();
+        let retry = (self.params.settle_delay() / 2).max(Duration::from_secs(1));
+        for epoch in due {
+            let coordinator = self.coordinators.get(&epoch).copied();
+            let local = self.identity.id();
+            match (coordinator, self.awaited.get(&epoch).map(|a| a.1)) {
+                (Some((id, _, addr)), Some(tries)) if tries > 0 && id != local && !self.has_record(epoch) => {
+                    self.awaited.insert(epoch, (now.saturating_add(retry), tries - 1));
+                    self.metrics.incr("rewards.record.requested");
+                    self.send(addr, &RewardsMessage::RecordRequest { epoch });
+                }
+                _ => {
+                    self.awaited.remove(&epoch);
+                }
+            }
+        }
     }
 
     /// Takes `record` as the last one (a mismatching record is reported
@@ -828,6 +900,7 @@ impl Rewards {
         self.coordinate(now, current, env);
         self.run_checks(now);
         self.send_claims(now);
+        self.request_records(now);
         let due: Vec<u64> =
             self.gathered.iter().filter(|(_, g)| g.settle_at.is_some_and(|t| t <= now)).map(|(e, _)| *e).collect();
         for epoch in due {
@@ -942,6 +1015,8 @@ impl Rewards {
             sent: false,
         };
         self.claims.insert(ended, claim);
+        let wait = delay.saturating_add((delay / 2).max(Duration::from_secs(1)));
+        self.awaited.insert(ended, (end.saturating_add(wait), RECORD_RETRIES));
     }
 
     /// Sends due claim parts (first time: all; then the unacknowledged).
@@ -1017,19 +1092,21 @@ impl Rewards {
         inputs.canonicalize();
         let record = EpochRecord::build(&self.params, &inputs, prev, &self.identity);
         let encoded = inputs.encode();
-        let message = RewardsMessage::Record(record.clone());
-        if message.encode().len() > wire::MAX_BODY {
+        let messages = publication(&record, &encoded);
+        if messages.first().is_some_and(|m| m.encode().len() > wire::MAX_BODY) {
             self.metrics.incr("rewards.coord.record_too_large");
         }
-        let parts: Vec<&[u8]> = encoded.chunks(INPUTS_PART_BYTES).collect();
-        let total = parts.len() as u32;
+        let mut resends = BTreeMap::new();
         for reg in gathered.registered.values() {
             let Some(addr) = reg.addr else { continue };
-            self.send(addr, &message);
-            for (i, part) in parts.iter().enumerate() {
-                let bytes = part.to_vec();
-                self.send(addr, &RewardsMessage::Inputs { epoch, part: i as u32, parts: total, bytes });
+            resends.insert(addr, RECORD_RETRIES);
+            for m in &messages {
+                self.send(addr, m);
             }
+        }
+        self.published.insert(epoch, Published { record: record.clone(), inputs: encoded, resends });
+        while self.published.len() > 2 {
+            self.published.pop_first();
         }
         let paid = record.payouts.iter().fold(0u64, |a, p| a.saturating_add(p.total));
         let event = RewardsEvent::Settled {
@@ -1094,6 +1171,19 @@ impl Rewards {
         let ledger = &self.ledger;
         self.addrs.retain(|id, _| ledger.epochs().any(|e| ledger.epoch(e).is_some_and(|l| l.has_peer(id))));
     }
+}
+
+/// The datagrams that publish a settled epoch: its record, then its
+/// encoded inputs in [`INPUTS_PART_BYTES`] parts.
+fn publication(record: &EpochRecord, encoded: &[u8]) -> Vec<RewardsMessage> {
+    let parts: Vec<&[u8]> = encoded.chunks(INPUTS_PART_BYTES).collect();
+    let total = parts.len() as u32;
+    let epoch = record.epoch;
+    let mut out = vec![RewardsMessage::Record(record.clone())];
+    for (i, part) in parts.iter().enumerate() {
+        out.push(RewardsMessage::Inputs { epoch, part: i as u32, parts: total, bytes: part.to_vec() });
+    }
+    out
 }
 
 /// Files the claimed `receipts` of `epoch`: the best valid one per

@@ -135,6 +135,12 @@ pub enum RewardsMessage {
         /// Bytes of the encoded [`super::EpochInputs`] (at most [`INPUTS_PART_BYTES`]).
         bytes: Vec<u8>,
     },
+    /// A registered node missed a settled epoch's record or inputs and
+    /// asks the coordinator to send both again.
+    RecordRequest {
+        /// The epoch.
+        epoch: u64,
+    },
 }
 
 impl Announce {
