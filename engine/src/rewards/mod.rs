@@ -10,7 +10,7 @@
 //! * [`challenge`]: storage challenges and their BLAKE3 slice proofs.
 //! * [`probe`]: bandwidth probes and the [`ProbeMeter`] estimator.
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
-//! * [`settle`]: the payout formula ([`settle()`]).
+//! * [`mod@settle`]: the payout formula ([`settle()`]).
 //! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
 //! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
