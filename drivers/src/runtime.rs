@@ -365,6 +365,7 @@ impl NodeRuntime {
             relay,
             mix,
             election: Default::default(),
+            rewards: Default::default(),
         };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
@@ -579,6 +580,7 @@ impl NodeRuntime {
             Event::Overlay(event) => self.on_overlay_event(event),
             Event::Mix(event) => self.on_mix_event(event),
             Event::Election(event) => tracing::info!(?event, "election event"),
+            Event::Rewards(event) => tracing::info!(?event, "rewards event"),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
                 self.fetches.remove(&id);

@@ -24,7 +24,7 @@ pub enum Store {
     /// Nothing leaves memory (amnesia mode, and simulated nodes).
     Memory {
         /// What has been persisted so far.
-        state: PersistedState,
+        state: Box<PersistedState>,
         /// A fixed identity secret, or `None` for a fresh one from OS entropy.
         identity: Option<Zeroizing<[u8; 64]>>,
     },
@@ -41,6 +41,12 @@ fn row_key(op: &PersistOp) -> Vec<u8> {
         PersistOp::PutOwnValue(r) => (4, r.key.0, None),
         PersistOp::PutOwnProvider(r) => (5, r.key.0, None),
         PersistOp::RemoveOwnProvider(k) => (5, k.0, None),
+        PersistOp::PutMembership { group, .. } => {
+            // Group names are at most 64 bytes: the name itself is the id.
+            let mut key = vec![6];
+            key.extend_from_slice(group.as_bytes());
+            return key;
+        }
     };
     let mut key = vec![tag];
     key.extend_from_slice(&a);
@@ -90,12 +96,12 @@ impl Store {
 
     /// An in-memory store with a fresh identity (amnesia mode).
     pub fn memory() -> Self {
-        Store::Memory { state: PersistedState::default(), identity: None }
+        Store::Memory { state: Box::default(), identity: None }
     }
 
     /// An in-memory store holding `identity` (simulated nodes, tests).
     pub fn memory_with_identity(identity: &Identity) -> Self {
-        Store::Memory { state: PersistedState::default(), identity: Some(identity.secret_bytes()) }
+        Store::Memory { state: Box::default(), identity: Some(identity.secret_bytes()) }
     }
 
     /// The stored identity, or a new one from OS entropy (stored at once).
@@ -129,7 +135,7 @@ impl Store {
     /// Everything persisted so far.
     pub fn load_state(&self) -> anyhow::Result<PersistedState> {
         match self {
-            Store::Memory { state, .. } => Ok(state.clone()),
+            Store::Memory { state, .. } => Ok(PersistedState::clone(state)),
             Store::Disk(db) => {
                 let txn = db.begin_read()?;
                 let table = txn.open_table(STATE)?;
@@ -203,6 +209,8 @@ mod tests {
             store.apply(vec![PersistOp::PutPeer(peer), PersistOp::PutValue(record.clone())]).unwrap();
             store.apply(vec![PersistOp::PutPeer(PeerInfo { id: NodeId([8; 32]), ..peer })]).unwrap();
             store.apply(vec![PersistOp::RemovePeer(NodeId([8; 32]))]).unwrap();
+            let list = |v: u8| PersistOp::PutMembership { group: "g".into(), list: vec![v; 3] };
+            store.apply(vec![list(1), list(2)]).unwrap();
             identity.id()
         };
         let mut store = Store::open(dir.path()).unwrap();
@@ -212,6 +220,7 @@ mod tests {
         let state = store.load_state().unwrap();
         assert_eq!(state.peers.values().copied().collect::<Vec<_>>(), vec![peer]);
         assert_eq!(state.values.get(&record.key), Some(&record));
+        assert_eq!(state.memberships.get("g"), Some(&vec![2; 3]), "the latest list replaces the earlier");
     }
 
     #[test]

@@ -24,6 +24,8 @@ fn malformed(bytes: &[u8]) -> bool {
         Ok((MessageKind::Mix | MessageKind::MixDelivery | MessageKind::MixControl, _)) => true,
         // Nor in any election group.
         Ok((MessageKind::Election, _)) => true,
+        // Nor in rewards.
+        Ok((MessageKind::Rewards, _)) => true,
     }
 }
 

@@ -37,9 +37,10 @@ impl Metrics {
         &mut self.counters[index].1
     }
 
-    /// Adds `n` to the counter `name`.
+    /// Adds `n` to the counter `name` (saturating at `u64::MAX`).
     pub fn add(&mut self, name: &'static str, n: u64) {
-        *self.slot(name) += n;
+        let slot = self.slot(name);
+        *slot = slot.saturating_add(n);
     }
 
     /// Adds one to the counter `name`.

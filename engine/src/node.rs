@@ -12,6 +12,9 @@ use crate::mix::{MixAddress, MixConfig, MixDhtRequest, MixEvent, Mixnet, ReplyHa
 use crate::overlay::{ByteRange, Cid, ContentStore, Context, DhtRequest, Metadata, Overlay, OverlayEvent};
 use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
+use crate::rewards::clock::RewardsConfig;
+use crate::rewards::ledger::{ByteLedger, Direction, Usage};
+use crate::rewards::{Rewards, RewardsEvent, RewardsStatus};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
 use crate::wire::{self, MessageKind, WireError};
@@ -51,6 +54,8 @@ pub struct NodeConfig {
     pub mix: MixConfig,
     /// The election groups the node belongs to (default none).
     pub election: ElectionConfig,
+    /// The node's part in rewards: byte counting, coordinator group, epoch clock (default off).
+    pub rewards: RewardsConfig,
 }
 
 /// An input to [`Node::handle_input`].
@@ -222,6 +227,8 @@ pub enum Event {
     Mix(MixEvent),
     /// A leader-election event.
     Election(ElectionEvent),
+    /// A rewards event.
+    Rewards(RewardsEvent),
     /// A datagram was rejected; the node carries on.
     Rejected {
         /// Its source.
@@ -256,6 +263,7 @@ pub struct Node {
     circuits: Circuits,
     mixnet: Mixnet,
     election: Election,
+    rewards: Rewards,
     /// Internal command id → the machine that asked for a DHT operation and its token.
     internal: BTreeMap<CommandId, (Asker, u64)>,
     next_internal: CommandId,
@@ -270,8 +278,10 @@ impl Node {
     }
 
     /// A node rebuilt from what it persisted before a restart.
-    pub fn restore(now: Instant, config: NodeConfig, state: PersistedState) -> Self {
-        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election } = config;
+    pub fn restore(now: Instant, config: NodeConfig, mut state: PersistedState) -> Self {
+        let memberships = core::mem::take(&mut state.memberships);
+        let NodeConfig { identity, seed, params, local_addr, bootstrap, content, relay, mix, election, rewards } =
+            config;
         let local = PeerInfo { id: identity.id(), addr: local_addr };
         let dht = Dht::new(
             now,
@@ -285,8 +295,11 @@ impl Node {
         let overlay = Overlay::new(now, local, params.overlay.clone(), seed.stream("overlay"), content);
         let circuits = Circuits::new(now, &identity, local, params.circuit.clone(), relay, seed.stream("circuit"));
         let mixnet = Mixnet::new(now, &identity, local, params.mix.clone(), mix, seed.stream("mix"));
-        let election = Election::new(now, &identity, params.election.clone(), election, seed.stream("election"));
-        Node {
+        let election =
+            Election::new(now, &identity, params.election.clone(), election, &memberships, seed.stream("election"));
+        let counting = rewards.enabled;
+        let rewards = Rewards::new(now, &identity, params.rewards.clone(), rewards);
+        let mut node = Node {
             identity,
             params,
             dht,
@@ -294,11 +307,16 @@ impl Node {
             circuits,
             mixnet,
             election,
+            rewards,
             internal: BTreeMap::new(),
             next_internal: INTERNAL_COMMANDS,
             outputs: VecDeque::new(),
             metrics: Metrics::default(),
-        }
+        };
+        node.circuits.set_usage_tracking(counting);
+        node.mixnet.set_usage_tracking(counting);
+        node.overlay.set_usage_tracking(counting);
+        node
     }
 
     /// This node's identifier.
@@ -341,6 +359,31 @@ impl Node {
         &self.election
     }
 
+    /// The node's rewards settings.
+    pub fn rewards_config(&self) -> &RewardsConfig {
+        self.rewards.config()
+    }
+
+    /// The rewards epoch `now` falls in (see [`crate::rewards::clock`]).
+    pub fn epoch_at(&self, now: Instant) -> u64 {
+        self.rewards.epoch_at(now)
+    }
+
+    /// The per-peer byte ledger (empty unless rewards are enabled).
+    pub fn ledger(&self) -> &ByteLedger {
+        self.rewards.ledger()
+    }
+
+    /// Read access to the rewards machine (ledger, receipt book).
+    pub fn rewards_machine(&self) -> &Rewards {
+        &self.rewards
+    }
+
+    /// A rewards summary for `ctl rewards`.
+    pub fn rewards(&self, now: Instant) -> RewardsStatus {
+        self.rewards.status(now)
+    }
+
     /// Test hooks of the circuit machine (fault injection).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn circuits_mut(&mut self) -> &mut Circuits {
@@ -359,6 +402,7 @@ impl Node {
                 self.circuits.handle_timeout(now);
                 self.mixnet.handle_timeout(now);
                 self.election.handle_timeout(now);
+                self.rewards.handle_timeout(now);
             }
             Input::Command { id, command } => self.handle_command(now, id, command),
         }
@@ -462,9 +506,43 @@ impl Node {
                 moved = true;
                 self.outputs.push_back(output);
             }
+            self.drain_usage(now);
+            while let Some(output) = self.rewards.poll_output() {
+                moved = true;
+                self.outputs.push_back(output);
+            }
             if !moved {
                 break;
             }
+        }
+    }
+
+    /// Moves the machines' byte counts into the ledger, stamped with the
+    /// current epoch. Bytes *sent* to an address the machine could not name
+    /// are attributed through the DHT routing table when it knows that
+    /// address (unauthenticated, informational: what earns is what peers
+    /// sign in receipts, and those count only bytes *received*, attributed
+    /// strictly by the machines).
+    fn drain_usage(&mut self, now: Instant) {
+        loop {
+            let usage = match self.circuits.poll_usage() {
+                Some(u) => u,
+                None => match self.mixnet.poll_usage() {
+                    Some(u) => u,
+                    None => match self.overlay.poll_usage() {
+                        Some(u) => u,
+                        None => break,
+                    },
+                },
+            };
+            let peer = match (usage.peer, usage.direction) {
+                (Some(id), _) => Some(id),
+                (None, Direction::Sent) => {
+                    self.dht.routing_table().peers().find(|p| p.addr == usage.addr).map(|p| p.id)
+                }
+                (None, Direction::Received) => None,
+            };
+            self.rewards.on_usage(now, Usage { peer, ..usage });
         }
     }
 
@@ -484,6 +562,7 @@ impl Node {
                 self.mixnet.handle_datagram(now, from, kind, bytes)
             }
             MessageKind::Election => self.election.handle_datagram(now, from, body),
+            MessageKind::Rewards => self.rewards.handle_datagram(now, from, body),
         });
         if let Err(error) = result {
             self.metrics.incr("wire.rejected");
@@ -574,6 +653,7 @@ impl Node {
             self.circuits.poll_timeout(),
             self.mixnet.poll_timeout(),
             self.election.poll_timeout(),
+            self.rewards.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -583,9 +663,11 @@ impl Node {
     /// Node-level and protocol counters, merged.
     pub fn metrics(&self) -> Metrics {
         let mut all = self.metrics.clone();
+        let rewards = self.rewards.metrics();
         let machines = self.dht.metrics().iter().chain(self.overlay.metrics().iter());
         let machines = machines.chain(self.circuits.metrics().iter()).chain(self.mixnet.metrics().iter());
-        for (name, value) in machines.chain(self.election.metrics().iter()) {
+        let machines = machines.chain(self.election.metrics().iter()).chain(rewards.iter());
+        for (name, value) in machines {
             all.add(name, value);
         }
         all

@@ -32,6 +32,15 @@ pub enum PersistOp {
     PutOwnProvider(ProviderRecord),
     /// This node stopped providing a key (it no longer holds the content).
     RemoveOwnProvider(Key),
+    /// An election group's membership list this node adopted (the encoded,
+    /// signed list). A restarted node must not fall back to an older list
+    /// than one it has granted leases under (see `election/README.md`).
+    PutMembership {
+        /// The group's name.
+        group: String,
+        /// [`crate::election::Membership::encode`] of the list.
+        list: Vec<u8>,
+    },
 }
 
 /// Everything a node persisted, as a driver or the simulator rebuilds it.
@@ -47,6 +56,8 @@ pub struct PersistedState {
     pub own_values: BTreeMap<Key, ValueRecord>,
     /// Provider records published by this node.
     pub own_providers: BTreeMap<Key, ProviderRecord>,
+    /// The latest membership list adopted per election group (encoded).
+    pub memberships: BTreeMap<String, Vec<u8>>,
 }
 
 impl PersistedState {
@@ -79,6 +90,9 @@ impl PersistedState {
             }
             PersistOp::RemoveOwnProvider(k) => {
                 self.own_providers.remove(&k);
+            }
+            PersistOp::PutMembership { group, list } => {
+                self.memberships.insert(group, list);
             }
         }
     }

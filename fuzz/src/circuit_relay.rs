@@ -149,6 +149,7 @@ pub fn run_relay_script(script: &[RelayStep]) -> allium_engine::Metrics {
         relay,
         mix: Default::default(),
         election: Default::default(),
+        rewards: Default::default(),
     };
     let mut now = Instant::from_secs(1);
     let mut node = Node::new(now, config);

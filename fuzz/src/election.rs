@@ -107,6 +107,7 @@ fn run_member(steps: &[Step]) -> bool {
         &ids[0],
         params,
         config,
+        &Default::default(),
         NodeSeed::derive(1, 1).stream("election"),
     );
     let mut now = Instant::ZERO;

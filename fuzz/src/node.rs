@@ -378,6 +378,9 @@ impl Harness {
             // The node is in no election group: whatever decodes is refused.
             MessageKind::Election => allium_engine::election::ElectionMessage::decode(body)
                 .and(Err(WireError::Protocol("unknown election group"))),
+            // Rewards are off on this node: whatever decodes is refused.
+            MessageKind::Rewards => allium_engine::rewards::messages::RewardsMessage::decode(body)
+                .and(Err(WireError::Protocol("rewards are off"))),
         }
     }
 
@@ -472,7 +475,11 @@ impl Harness {
                         }
                         Event::CommandRejected { id, .. } => assert!(self.commands.contains(&id)),
                         Event::Dht(event) => self.dht_event(&event),
-                        Event::Overlay(_) | Event::Circuit(_) | Event::Mix(_) | Event::Election(_) => {}
+                        Event::Overlay(_)
+                        | Event::Circuit(_)
+                        | Event::Mix(_)
+                        | Event::Election(_)
+                        | Event::Rewards(_) => {}
                     }
                 }
             }

@@ -92,6 +92,7 @@ pub fn node_config(params: Params, bootstrap: Vec<Addr>) -> NodeConfig {
         relay: Default::default(),
         mix: Default::default(),
         election: Default::default(),
+        rewards: Default::default(),
     }
 }
 

@@ -116,6 +116,11 @@ impl FaultState {
         }
     }
 
+    /// Whether any partition is in force.
+    pub fn any_partition(&self) -> bool {
+        self.active_partitions != 0
+    }
+
     /// Starts (with its loss) or ends loss burst `i`.
     pub fn set_burst(&mut self, i: usize, loss: Option<Prob>) {
         if let Some(slot) = self.bursts.get_mut(i) {

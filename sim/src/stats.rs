@@ -31,12 +31,15 @@
 //!   throughput and time to first byte, corrupted bytes).
 //! * `mix.*` (mixnet scenarios only): see `stats/mix.rs` (end-to-end latency against the
 //!   Loopix model, sender anonymity in bits, delivery and reply success, cover fraction).
+//! * `election.*` (scenarios with election groups only): see `stats/election.rs` (failover
+//!   time after a leader goes down, against the group's budget).
 //!
 //! Percentiles are exact: every sample is kept and sorted at the end, and
 //! the p-th percentile is the nearest-rank value (the smallest sample with
 //! at least p% of the samples at or below it).
 
 mod circuit;
+mod election;
 mod mix;
 
 pub use mix::MixModel;
@@ -112,6 +115,7 @@ pub struct Stats {
     overlay: OverlayStats,
     circuits: circuit::CircuitStats,
     mix: mix::MixStats,
+    election: election::ElectionStats,
 }
 
 /// Overlay measurements.
@@ -213,6 +217,7 @@ impl Stats {
             overlay: OverlayStats::default(),
             circuits: circuit::CircuitStats::default(),
             mix: mix::MixStats::default(),
+            election: election::ElectionStats::default(),
         }
     }
 
@@ -231,6 +236,7 @@ impl Stats {
         self.overlay.on_event(event);
         self.circuits.on_event(event);
         self.mix.on_event(event);
+        self.election.on_event(event);
         match event {
             TraceEvent::Deliver { bytes, .. } => {
                 self.delivered += 1;
@@ -328,7 +334,9 @@ impl Stats {
             | TraceEvent::MixReceived { .. }
             | TraceEvent::MixDelivered { .. }
             | TraceEvent::MixFailed { .. }
-            | TraceEvent::MixPacket { .. } => {}
+            | TraceEvent::MixPacket { .. }
+            | TraceEvent::ElectionGroup { .. }
+            | TraceEvent::LeaseHeld { .. } => {}
         }
     }
 
@@ -388,6 +396,7 @@ impl Stats {
         self.overlay.metrics(&mut put);
         self.circuits.metrics(&mut put);
         self.mix.metrics(&mut put);
+        self.election.metrics(&mut put);
         m
     }
 }

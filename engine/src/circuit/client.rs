@@ -87,6 +87,11 @@ pub(super) struct ClientCircuit {
 }
 
 impl ClientCircuit {
+    /// The identity of the circuit's first hop.
+    pub(super) fn guard_id(&self) -> Option<crate::identity::NodeId> {
+        self.path.first().map(RelayDescriptor::node_id)
+    }
+
     pub(super) fn summary(&self, handle: CircuitHandle, now: Instant) -> CircuitSummary {
         let stats = self.channel.stats();
         CircuitSummary {

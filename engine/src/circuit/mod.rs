@@ -51,6 +51,7 @@ use crate::dht::{DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
+use crate::rewards::ledger::{Direction, Service, Usage};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use crate::wire::WireError;
@@ -167,6 +168,10 @@ pub struct Circuits {
     next_dht: u64,
     upkeep: upkeep::Upkeep,
     outputs: VecDeque<Output>,
+    /// Cells moved on known links, for the rewards ledger (drained by [`crate::Node`]).
+    usage: VecDeque<Usage>,
+    /// Whether cells are reported through [`Circuits::poll_usage`] (rewards on).
+    track_usage: bool,
     metrics: Metrics,
     /// Test hook: flip one bit of the n-th cell this node relays (1-based).
     #[cfg(any(test, feature = "test-hooks"))]
@@ -219,6 +224,8 @@ impl Circuits {
             next_dht: 0,
             upkeep: upkeep::Upkeep::new(now),
             outputs: VecDeque::new(),
+            usage: VecDeque::new(),
+            track_usage: false,
             metrics: Metrics::default(),
             #[cfg(any(test, feature = "test-hooks"))]
             corrupt_relayed: None,
@@ -300,6 +307,23 @@ impl Circuits {
         self.timers.next()
     }
 
+    /// The next cell count for the rewards ledger: a FORWARD or BACKWARD
+    /// cell received or sent on a circuit link. The peer is known for the
+    /// links this node created (a client's guard, a relay's next hop as
+    /// named in EXTEND); the previous hop of a relayed circuit is not
+    /// authenticated and stays `None`.
+    pub fn poll_usage(&mut self) -> Option<Usage> {
+        self.usage.pop_front()
+    }
+
+    /// Turns the reports of [`Circuits::poll_usage`] on or off (default off).
+    pub fn set_usage_tracking(&mut self, on: bool) {
+        self.track_usage = on;
+        if !on {
+            self.usage.clear();
+        }
+    }
+
     /// Test hook: flip one bit of the `n`-th cell (counted from 1) this node
     /// relays from now on, in either direction.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -311,6 +335,7 @@ impl Circuits {
     pub fn handle_datagram(&mut self, now: Instant, from: Addr, bytes: &[u8]) -> Result<(), WireError> {
         let cell = Cell::parse(bytes)?;
         self.metrics.incr("circuit.cells.received");
+        self.count_cell(from, &cell, Direction::Received, bytes.len());
         match cell.command() {
             CellCommand::Create => self.on_create(now, from, cell),
             CellCommand::Created => match self.created.get(&(from, cell.circ_id())).copied() {
@@ -399,7 +424,43 @@ impl Circuits {
 
     fn transmit(&mut self, to: Addr, cell: Cell) {
         self.metrics.incr("circuit.cells.sent");
+        self.count_cell(to, &cell, Direction::Sent, cell.as_bytes().len());
         self.outputs.push_back(Output::Transmit { to, bytes: cell.into_vec() });
+    }
+
+    /// Reports a FORWARD or BACKWARD cell on a known link to the ledger.
+    fn count_cell(&mut self, peer: Addr, cell: &Cell, direction: Direction, len: usize) {
+        if !self.track_usage {
+            return;
+        }
+        let key = (peer, cell.circ_id());
+        // Cells towards the next hop and back from it travel on links this node created.
+        let on_created = matches!(
+            (cell.command(), direction),
+            (CellCommand::Forward, Direction::Sent) | (CellCommand::Backward, Direction::Received)
+        );
+        let on_prev = matches!(
+            (cell.command(), direction),
+            (CellCommand::Forward, Direction::Received) | (CellCommand::Backward, Direction::Sent)
+        );
+        let id = if on_created {
+            match self.created.get(&key) {
+                Some(LinkOwner::Client(handle)) => self.circuits.get(handle).and_then(ClientCircuit::guard_id),
+                Some(LinkOwner::Relay(k)) => self.relayed.get(k).and_then(|c| c.next_id),
+                None => return,
+            }
+        } else if on_prev && self.from_prev.contains_key(&key) {
+            None
+        } else {
+            return;
+        };
+        self.usage.push_back(Usage {
+            peer: id,
+            addr: peer,
+            service: Service::RelayedCell,
+            direction,
+            bytes: len as u64,
+        });
     }
 
     /// Sends a DESTROY (`backward`: towards the client) on a link.

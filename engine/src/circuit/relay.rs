@@ -40,6 +40,8 @@ pub(super) struct RelayCircuit {
     pub(super) prev: LinkCircuit,
     keys: HopKeys,
     pub(super) next: Next,
+    /// The next hop's identity, as named by the client's EXTEND.
+    pub(super) next_id: Option<crate::identity::NodeId>,
     /// FORWARD cells from the previous hop (switched or ending here).
     forward_window: ReplayWindow,
     /// BACKWARD cells from the next hop (switched).
@@ -88,6 +90,7 @@ impl Circuits {
                 prev,
                 keys,
                 next: Next::None,
+                next_id: None,
                 forward_window: ReplayWindow::default(),
                 backward_window: ReplayWindow::default(),
                 own_seq: u64::from(request.hop),
@@ -176,6 +179,7 @@ impl Circuits {
         self.created.insert((next.peer, next.circ_id), LinkOwner::Relay(key));
         if let Some(circuit) = self.relayed.get_mut(&key) {
             circuit.next = Next::Pending(next);
+            circuit.next_id = Some(extend.create.relay_id);
         }
         let mut cell = Cell::new(next.circ_id, CellCommand::Create, 0);
         extend.create.write(cell.body_mut());

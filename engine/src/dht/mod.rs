@@ -644,6 +644,7 @@ mod tests {
             relay: Default::default(),
             mix: Default::default(),
             election: Default::default(),
+            rewards: Default::default(),
         };
         let mut node = Node::restore(Instant::ZERO, config, state);
         let put = |name: &[u8]| Command::PutValue { name: name.to_vec(), value: b"new".to_vec() };

@@ -27,6 +27,7 @@ use crate::crypto::ct_eq;
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
+use crate::persist::PersistOp;
 use crate::rng::{EngineRng, below};
 use crate::time::Instant;
 use crate::timers::Timers;
@@ -92,6 +93,9 @@ struct Group {
     promise: Option<Promise>,
     leader: Option<NodeId>,
     leader_ballot: u64,
+    /// The last leader this node knew of (kept after its lease lapses, so
+    /// that the members who stand to replace it rank without it).
+    last_leader: Option<NodeId>,
     /// When this node last granted a renewal of the leader (or started).
     last_seen: Instant,
     max_ballot: u64,
@@ -135,12 +139,17 @@ impl core::fmt::Debug for Election {
 impl Election {
     /// The machine of node `identity`, started (or restarted) at `now`.
     /// Groups whose membership does not verify against their founder key
-    /// are skipped and counted (`election.config.invalid`).
+    /// are skipped and counted (`election.config.invalid`). `persisted`
+    /// holds the lists this node adopted before a restart
+    /// ([`crate::PersistOp::PutMembership`], by group name): a valid one
+    /// later than the configured list replaces it, so a restarted node never
+    /// votes under an older list than one it has granted leases under.
     pub fn new(
         now: Instant,
         identity: &Identity,
         params: ElectionParams,
         config: ElectionConfig,
+        persisted: &BTreeMap<String, Vec<u8>>,
         rng: EngineRng,
     ) -> Self {
         let mut election = Election {
@@ -165,17 +174,30 @@ impl Election {
                 election.metrics.incr("election.config.invalid");
                 continue;
             }
+            let mut membership = group.membership;
+            if let Some(bytes) = persisted.get(&group.name) {
+                match Membership::decode(bytes) {
+                    Ok(list) if list.group == group.name && list.verify().is_ok() => {
+                        if list.version > membership.version {
+                            election.metrics.incr("election.memberships.restored");
+                            membership = list;
+                        }
+                    }
+                    _ => election.metrics.incr("election.memberships.corrupt"),
+                }
+            }
             let g = election.groups.len();
             election.by_name.insert(group.name.clone(), g);
             election.groups.push(Group {
-                digest: m.digest(),
+                digest: membership.digest(),
                 name: group.name,
                 founder: group.founder_key,
-                membership: group.membership,
+                membership,
                 quiet_until: now + election.params.quiet(),
                 promise: None,
                 leader: None,
                 leader_ballot: 0,
+                last_leader: None,
                 last_seen: now,
                 max_ballot: 0,
                 attempt: None,
@@ -364,6 +386,9 @@ impl Election {
     fn set_leader(&mut self, g: usize, leader: Option<NodeId>, ballot: u64) {
         let group = &mut self.groups[g];
         group.leader_ballot = if leader.is_some() { ballot } else { group.leader_ballot };
+        if leader.is_some() {
+            group.last_leader = leader;
+        }
         if group.leader != leader {
             group.leader = leader;
             let name = group.name.clone();
@@ -372,17 +397,35 @@ impl Election {
         }
     }
 
-    /// `(255 − priority) × priority_step_ms` plus jitter.
+    /// `rank × priority_step_ms` plus jitter, where `rank` is the number of
+    /// members that outrank this node by `(priority, id)`, not counting the
+    /// last leader (whose silence is why anyone stands): the best-placed
+    /// survivor stands at once, the next one step later, and so on.
     fn stand_delay(&mut self, g: usize) -> Duration {
-        let priority = self.groups[g].membership.member(&self.id).map_or(0, |m| m.priority);
-        let step = u64::from(255 - priority) * self.params.priority_step_ms;
+        let group = &self.groups[g];
+        let rank = match group.membership.member(&self.id) {
+            Some(me) => group
+                .membership
+                .members
+                .iter()
+                .filter(|m| m.id != self.id && Some(m.id) != group.last_leader)
+                .filter(|m| (m.priority, m.id) > (me.priority, me.id))
+                .count() as u64,
+            None => group.membership.members.len() as u64,
+        };
+        let step = rank * self.params.priority_step_ms;
         let jitter = below(&mut self.rng, self.params.jitter_ms + 1);
         Duration::from_millis(step + jitter)
     }
 
+    /// When this node may stand: once the promise it would have made to the
+    /// leader at its last renewal has ended (`lease × (1 + max_drift)` after
+    /// it, the earliest instant a majority can grant anyone else), plus the
+    /// grace period, and never while quiet after a start.
     fn takeover_at(&self, g: usize) -> Instant {
         let group = &self.groups[g];
-        let silent = group.last_seen + self.params.lease() + Duration::from_millis(self.params.grace_ms);
+        let silent =
+            group.last_seen + self.params.promise(self.params.lease()) + Duration::from_millis(self.params.grace_ms);
         silent.max(group.quiet_until)
     }
 
@@ -536,6 +579,16 @@ impl Election {
             }
             return;
         }
+        // The attempt is over and no lease can come of it (late grants
+        // carry its nonce and are ignored), so the promise this node made
+        // itself for it protects nothing: drop it, or it would refuse the
+        // next candidate for a whole promise period.
+        let id = self.id;
+        let group = &mut self.groups[g];
+        if group.promise.is_some_and(|p| p.candidate == id) {
+            group.promise = None;
+            self.timers.set((g, Timer::PromiseEnd), None);
+        }
         let group = &mut self.groups[g];
         group.failures = group.failures.saturating_add(1);
         let backoff = Duration::from_millis(self.params.backoff_ms * u64::from(group.failures.min(8)));
@@ -584,7 +637,7 @@ impl Election {
             if self.groups[g].preempt_sent.is_some() {
                 // The leader we asked to yield let its lease lapse: stand
                 // soon, after the other members' promises lapse too.
-                let margin = Duration::from_millis(self.params.grace_ms / 4);
+                let margin = Duration::from_millis(self.params.grace_ms);
                 let at = now + margin + self.stand_delay(g);
                 self.timers.set((g, Timer::Campaign), Some(at));
             }
@@ -749,6 +802,9 @@ impl Election {
     }
 
     fn install(&mut self, g: usize, now: Instant, list: Membership) {
+        // Persisted before anything this node sends under the new list.
+        let op = PersistOp::PutMembership { group: list.group.clone(), list: list.encode() };
+        self.outputs.push_back(Output::Persist(op));
         let group = &mut self.groups[g];
         group.digest = list.digest();
         group.membership = list;

@@ -14,17 +14,21 @@ pub struct ElectionParams {
     /// longest a member grants. Heartbeats (renewals) go out every third of
     /// it. Default 3000.
     pub lease_ms: u64,
-    /// Extra time a member waits, after the lease of the leader it last saw
-    /// would have ended, before it starts an election, in milliseconds.
-    /// Default 1000.
+    /// Extra time a member waits, after the promise it made at the leader's
+    /// last renewal would have ended (`lease × (1 + max_drift)` after it),
+    /// before it stands, in milliseconds. It absorbs latency jitter between
+    /// members and the drift of the candidate's clock against theirs.
+    /// Default 50.
     pub grace_ms: u64,
     /// Bound on the rate error of any member's clock, as a fraction (0.001
     /// = 1000 ppm): a clock runs at a rate in `1 ± max_drift` of true time.
     /// Safety holds for drifts up to this bound. Default 0.001.
     pub max_drift: f64,
-    /// Takeover delay per priority step below 255, in milliseconds: a
-    /// member of priority `p` waits `(255 − p) × priority_step_ms` before
-    /// standing. Default 50.
+    /// Takeover delay per rank, in milliseconds: a member outranked (by
+    /// priority, then id) by `r` members other than the silent leader waits
+    /// `r × priority_step_ms` before standing. It should exceed the
+    /// group's longest round trip, so that a candidate's request reaches the
+    /// others before the next in rank stands. Default 250.
     pub priority_step_ms: u64,
     /// Largest random jitter added to a candidacy delay, in milliseconds
     /// (seeded, per node). Default 20.
@@ -44,9 +48,9 @@ impl Default for ElectionParams {
     fn default() -> Self {
         ElectionParams {
             lease_ms: 3000,
-            grace_ms: 1000,
+            grace_ms: 50,
             max_drift: 0.001,
-            priority_step_ms: 50,
+            priority_step_ms: 250,
             jitter_ms: 20,
             request_timeout_ms: 500,
             backoff_ms: 300,

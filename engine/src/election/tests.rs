@@ -19,6 +19,8 @@ struct Cluster {
     founder: Identity,
     now: Instant,
     events: Vec<(usize, ElectionEvent)>,
+    /// Membership lists persisted: (machine, group, encoded list).
+    persisted: Vec<(usize, String, Vec<u8>)>,
 }
 
 fn config(founder: &Identity, n: usize, priorities: &[u8]) -> ElectionConfig {
@@ -46,11 +48,12 @@ impl Cluster {
                     &id,
                     params.clone(),
                     config.clone(),
+                    &Default::default(),
                     NodeSeed::derive(1, i as u64).stream("e"),
                 ))
             })
             .collect();
-        Cluster { machines, founder, now: Instant::ZERO, events: Vec::new() }
+        Cluster { machines, founder, now: Instant::ZERO, events: Vec::new(), persisted: Vec::new() }
     }
 
     fn index_of(a: &Addr) -> usize {
@@ -67,6 +70,10 @@ impl Cluster {
                     match out {
                         Output::Transmit { to, bytes } => queue.push_back((i, Cluster::index_of(&to), bytes)),
                         Output::Event(Event::Election(e)) => self.events.push((i, e)),
+                        // Every adopted list is persisted (checked in `join_and_remove_through_the_leader`).
+                        Output::Persist(crate::PersistOp::PutMembership { group, list }) => {
+                            self.persisted.push((i, group, list))
+                        }
                         other => panic!("unexpected {other:?}"),
                     }
                 }
@@ -152,7 +159,14 @@ fn preemption_on_and_off() {
         c.run_for(8000);
         assert_eq!(c.leaders(), vec![0]);
         let config = config(&c.founder, 3, &[200, 255, 100]);
-        c.machines[1] = Some(Election::new(c.now, &identity(2), params, config, NodeSeed::derive(2, 1).stream("e")));
+        c.machines[1] = Some(Election::new(
+            c.now,
+            &identity(2),
+            params,
+            config,
+            &Default::default(),
+            NodeSeed::derive(2, 1).stream("e"),
+        ));
         c.run_for(20_000);
         let expected = if preempt { vec![1] } else { vec![0] };
         assert_eq!(c.leaders(), expected, "preempt {preempt}");
@@ -168,13 +182,25 @@ fn join_and_remove_through_the_leader() {
     let joiner = identity(4);
     let token = JoinToken::sign(&c.founder, "g", joiner.public().signing_key, 50, Some(5));
     let config = config(&c.founder, 3, &[255, 200, 100]);
-    let mut m = Election::new(c.now, &joiner, ElectionParams::default(), config, NodeSeed::derive(3, 3).stream("e"));
+    let mut m = Election::new(
+        c.now,
+        &joiner,
+        ElectionParams::default(),
+        config,
+        &Default::default(),
+        NodeSeed::derive(3, 3).stream("e"),
+    );
     assert_eq!(m.command(c.now, ElectionCommand::Join { group: "g".into(), token }), Ok(()));
     c.machines.push(Some(m));
     c.run_for(3000);
     for m in c.machines.iter().flatten() {
         let s = m.status("g").unwrap();
         assert_eq!((s.version, s.members, s.is_member), (2, 4, true));
+    }
+    // Each of the four persisted version 2 when it adopted it.
+    for i in 0..4 {
+        let (_, group, list) = c.persisted.iter().rfind(|(m, ..)| *m == i).expect("persisted");
+        assert_eq!((group.as_str(), Membership::decode(list).unwrap().version), ("g", 2), "machine {i}");
     }
     // Removal: only at the leader.
     let removed = identity(3).id();
@@ -249,8 +275,14 @@ fn config_with_a_bad_founder_signature_is_skipped() {
     let founder = identity(0);
     let mut cfg = config(&founder, 2, &[1, 2]);
     cfg.groups[0].founder_key = identity(50).public().signing_key;
-    let m =
-        Election::new(Instant::ZERO, &identity(1), ElectionParams::default(), cfg, NodeSeed::derive(1, 1).stream("e"));
+    let m = Election::new(
+        Instant::ZERO,
+        &identity(1),
+        ElectionParams::default(),
+        cfg,
+        &Default::default(),
+        NodeSeed::derive(1, 1).stream("e"),
+    );
     assert!(m.statuses().is_empty());
     assert_eq!(m.metrics().get("election.config.invalid"), 1);
     assert_eq!(m.poll_timeout(), None, "an idle machine wants no timer");

@@ -42,6 +42,7 @@ use crate::dht::{DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, CommandId, Event, Output};
+use crate::rewards::ledger::{Direction, Service as LedgerService, Usage};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use crate::timers::Timers;
@@ -121,6 +122,10 @@ pub struct Mixnet {
     dht_pending: BTreeMap<u64, DhtPurpose>,
     next_dht: u64,
     outputs: VecDeque<Output>,
+    /// Packets and deliveries moved, for the rewards ledger (drained by [`crate::Node`]).
+    usage: VecDeque<Usage>,
+    /// Whether [`Mixnet::poll_usage`] reports anything (rewards on).
+    track_usage: bool,
     metrics: Metrics,
 }
 
@@ -164,6 +169,8 @@ impl Mixnet {
             dht_pending: BTreeMap::new(),
             next_dht: 0,
             outputs: VecDeque::new(),
+            usage: VecDeque::new(),
+            track_usage: false,
             metrics: Metrics::default(),
         };
         if let Some(descriptor) = mixnet.own_descriptor() {
@@ -242,6 +249,31 @@ impl Mixnet {
         self.timers.next()
     }
 
+    /// The next packet count for the rewards ledger: a mix packet or a
+    /// provider delivery received or sent. The peer is named when its
+    /// address is a mix or provider of the topology, or a subscribed client
+    /// of this provider; otherwise `None`.
+    pub fn poll_usage(&mut self) -> Option<Usage> {
+        self.usage.pop_front()
+    }
+
+    /// Turns the reports of [`Mixnet::poll_usage`] on or off (default off).
+    pub fn set_usage_tracking(&mut self, on: bool) {
+        self.track_usage = on;
+        if !on {
+            self.usage.clear();
+        }
+    }
+
+    /// Reports a packet or delivery exchanged with `addr` to the ledger.
+    fn count(&mut self, addr: Addr, direction: Direction, len: usize) {
+        if !self.track_usage {
+            return;
+        }
+        let peer = self.topology.id_at(&addr).or_else(|| self.service.as_ref().and_then(|s| s.subscriber_at(&addr)));
+        self.usage.push_back(Usage { peer, addr, service: LedgerService::MixPacket, direction, bytes: len as u64 });
+    }
+
     /// Handles a mixnet datagram (`bytes` whole, header included) from `from`.
     pub fn handle_datagram(
         &mut self,
@@ -252,8 +284,16 @@ impl Mixnet {
     ) -> Result<(), WireError> {
         let body = bytes.get(wire::HEADER_LEN..).ok_or(WireError::Truncated)?;
         match kind {
-            MessageKind::Mix => self.on_packet(now, bytes, body),
-            MessageKind::MixDelivery => self.on_delivery(now, from, bytes, body),
+            MessageKind::Mix => {
+                self.on_packet(now, bytes, body)?;
+                self.count(from, Direction::Received, bytes.len());
+                Ok(())
+            }
+            MessageKind::MixDelivery => {
+                self.on_delivery(now, from, bytes, body)?;
+                self.count(from, Direction::Received, bytes.len());
+                Ok(())
+            }
             MessageKind::MixControl => match frame::Control::parse(body, &self.local.id)? {
                 frame::Control::Hello { client } => self.on_hello(now, from, client),
                 frame::Control::Challenge { nonce } => self.on_challenge(from, nonce),
@@ -335,6 +375,10 @@ impl Mixnet {
     /// Sends a datagram; returns its digest when observations are on.
     fn transmit(&mut self, to: Addr, bytes: Vec<u8>) -> PacketDigest {
         let digest = if self.params.observe { PacketDigest::of(&bytes) } else { PacketDigest(0) };
+        let counted = [MessageKind::Mix as u8, MessageKind::MixDelivery as u8];
+        if bytes.get(1).is_some_and(|k| counted.contains(k)) {
+            self.count(to, Direction::Sent, bytes.len());
+        }
         self.outputs.push_back(Output::Transmit { to, bytes });
         digest
     }

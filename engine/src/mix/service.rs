@@ -129,6 +129,14 @@ impl Service {
 }
 
 /// The metric for a refused packet.
+impl Service {
+    /// The subscribed client reached at `addr`, if any (a scan of at most
+    /// `mix.provider_max_clients` entries).
+    pub(super) fn subscriber_at(&self, addr: &Addr) -> Option<NodeId> {
+        self.subscribers.iter().find(|(_, s)| s.addr == *addr).map(|(id, _)| *id)
+    }
+}
+
 fn refusal_metric(e: PacketError) -> &'static str {
     match e {
         PacketError::Replay => "mix.packets.replayed",

@@ -21,6 +21,8 @@ pub(super) struct Topology {
     layers: Vec<Vec<NodeId>>,
     /// Provider ids, sorted.
     providers: Vec<NodeId>,
+    /// Node ids by advertised address (rebuilt on every change).
+    by_addr: BTreeMap<Addr, NodeId>,
 }
 
 impl Topology {
@@ -56,7 +58,9 @@ impl Topology {
     fn rebuild(&mut self) {
         self.layers.iter_mut().for_each(Vec::clear);
         self.providers.clear();
+        self.by_addr.clear();
         for (id, d) in &self.descriptors {
+            self.by_addr.insert(d.addr, *id);
             match d.role {
                 MixRole::Mix { layer } => self.layers[usize::from(layer)].push(*id),
                 MixRole::Provider => self.providers.push(*id),
@@ -72,6 +76,11 @@ impl Topology {
     /// A known node's address.
     pub(super) fn addr(&self, id: &NodeId) -> Option<Addr> {
         self.descriptors.get(id).map(|d| d.addr)
+    }
+
+    /// The node that advertises `addr`, if any.
+    pub(super) fn id_at(&self, addr: &Addr) -> Option<NodeId> {
+        self.by_addr.get(addr).copied()
     }
 
     /// Mixes known per layer.

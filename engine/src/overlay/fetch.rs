@@ -18,7 +18,9 @@ use super::message::{MAX_RANGES_PER_REQUEST, OverlayMessage};
 use super::store::Holding;
 use super::{DhtPurpose, DhtRequest, FetchError, FetchStats, Overlay, OverlayEvent, StoreError, Timer};
 use crate::dht::PeerInfo;
+use crate::identity::NodeId;
 use crate::node::{Addr, CommandId};
+use crate::rewards::ledger::Direction;
 use crate::time::Instant;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -39,6 +41,8 @@ pub(super) enum Purpose {
 #[derive(Clone, Debug)]
 struct Provider {
     addr: Addr,
+    /// Its identity, when the DHT named it.
+    id: Option<NodeId>,
     window: u32,
     in_flight: u32,
     failed: bool,
@@ -126,7 +130,7 @@ impl Overlay {
         };
         self.fetches.insert(id, fetch);
         self.timers.insert((now + self.params.fetch_timeout(), Timer::Fetch(id)));
-        self.add_providers(id, providers);
+        self.add_providers(id, providers.into_iter().map(|a| (a, None)).collect());
         if let Some(object) = self.index.get(&cid) {
             let manifest = object.manifest.clone();
             self.on_manifest(now, id, manifest, None);
@@ -134,16 +138,16 @@ impl Overlay {
         self.drive(now, id);
     }
 
-    fn add_providers(&mut self, id: u64, addrs: Vec<Addr>) {
+    fn add_providers(&mut self, id: u64, addrs: Vec<(Addr, Option<NodeId>)>) {
         let local = self.local.addr;
         let window = self.params.provider_window;
         let banned = &self.banned;
         let Some(fetch) = self.fetches.get_mut(&id) else { return };
-        for addr in addrs {
+        for (addr, peer) in addrs {
             if addr == local || banned.contains_key(&addr) || fetch.providers.iter().any(|p| p.addr == addr) {
                 continue;
             }
-            fetch.providers.push(Provider { addr, window, in_flight: 0, failed: false, delivered: false });
+            fetch.providers.push(Provider { addr, id: peer, window, in_flight: 0, failed: false, delivered: false });
         }
     }
 
@@ -151,7 +155,7 @@ impl Overlay {
     pub(super) fn on_providers(&mut self, now: Instant, id: u64, providers: Vec<PeerInfo>) {
         let Some(fetch) = self.fetches.get_mut(&id) else { return };
         fetch.waiting_dht = false;
-        self.add_providers(id, providers.into_iter().map(|p| p.addr).collect());
+        self.add_providers(id, providers.into_iter().map(|p| (p.addr, Some(p.id))).collect());
         self.drive(now, id);
     }
 
@@ -349,6 +353,8 @@ impl Overlay {
         }
         provider.window = (provider.window + 1).min(cap);
         provider.delivered = true;
+        let (addr, peer) = (provider.addr, provider.id);
+        self.count(peer, addr, Direction::Received, bytes.len());
         if slot == MANIFEST_SLOT {
             match Manifest::decode(&bytes) {
                 Ok(manifest) => self.on_manifest(now, id, manifest, Some(&bytes)),

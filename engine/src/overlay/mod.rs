@@ -32,9 +32,10 @@ pub use params::{MAX_CHUNK_BYTES, MAX_PIECE_BYTES, MIN_CHUNK_BYTES, MIN_PIECE_BY
 pub use store::{ContentStore, Holding, MemoryStore, ObjectMeta, StoreError};
 
 use crate::dht::{DhtEvent, Key, PeerInfo};
-use crate::identity::Identity;
+use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, CommandId, Event, Output};
+use crate::rewards::ledger::{Direction, Service, Usage};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use fetch::Fetch;
@@ -221,6 +222,10 @@ pub struct Overlay {
     next_dht: u64,
     dht_requests: VecDeque<(u64, DhtRequest)>,
     outputs: VecDeque<Output>,
+    /// Block bytes served and verified, for the rewards ledger (drained by [`crate::Node`]).
+    usage: VecDeque<Usage>,
+    /// Whether [`Overlay::poll_usage`] reports anything (rewards on).
+    track_usage: bool,
     metrics: Metrics,
 }
 
@@ -260,6 +265,8 @@ impl Overlay {
             next_dht: 0,
             dht_requests: VecDeque::new(),
             outputs: VecDeque::new(),
+            usage: VecDeque::new(),
+            track_usage: false,
             metrics: Metrics::default(),
         };
         overlay.restore_index(now);
@@ -324,6 +331,30 @@ impl Overlay {
     /// The next DHT operation to start, with its token for [`Overlay::on_dht_event`].
     pub fn poll_dht_request(&mut self) -> Option<(u64, DhtRequest)> {
         self.dht_requests.pop_front()
+    }
+
+    /// The next byte count for the rewards ledger: a verified block (chunk
+    /// or manifest) received from a provider (named when the DHT gave its
+    /// identity; one named only by address, such as a replication
+    /// requester, stays `None`), or piece bytes served to a requester
+    /// (`None`: the requester's identity is not known here).
+    pub fn poll_usage(&mut self) -> Option<Usage> {
+        self.usage.pop_front()
+    }
+
+    /// Turns the reports of [`Overlay::poll_usage`] on or off (default off).
+    pub fn set_usage_tracking(&mut self, on: bool) {
+        self.track_usage = on;
+        if !on {
+            self.usage.clear();
+        }
+    }
+
+    /// Reports block bytes exchanged with a peer to the ledger.
+    fn count(&mut self, peer: Option<NodeId>, addr: Addr, direction: Direction, bytes: usize) {
+        if self.track_usage {
+            self.usage.push_back(Usage { peer, addr, service: Service::Chunk, direction, bytes: bytes as u64 });
+        }
     }
 
     /// The earliest instant the machine needs a timeout.

@@ -76,6 +76,7 @@ impl Overlay {
                 let data = bytes[start..end].to_vec();
                 self.metrics.incr("overlay.pieces.sent");
                 self.metrics.add("overlay.bytes.served", data.len() as u64);
+                self.count(None, to, crate::rewards::ledger::Direction::Sent, data.len());
                 self.send(to, &OverlayMessage::Piece { request, block_len, index, data });
             }
         }

@@ -1,9 +1,8 @@
 //! Rewards: accounting tokens for nodes that relay traffic and store
 //! content.
 //!
-//! Everything in this folder so far is pure (no I/O, no clock, no
-//! randomness of its own): the types and functions both the coordinator
-//! and every auditing node use.
+//! The pure part (no I/O, no clock, no randomness of its own): the types
+//! and functions both the coordinator and every auditing node use.
 //!
 //! * [`receipt`]: consumer-signed cumulative byte receipts, and the
 //!   [`ReceiptBook`] that keeps the best one per (epoch, consumer, provider).
@@ -14,11 +13,22 @@
 //! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
 //! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
+//! The node's part:
+//!
+//! * [`ledger`]: the per-peer byte ledger the node fills from its machines.
+//! * [`machine`]: the [`Rewards`] machine in the node (receipts so far);
+//!   [`messages`]: its datagrams.
+//! * [`clock`]: [`clock::RewardsConfig`] and the shared epoch clock.
+//!
 //! `README.md` in this folder states the formula with a worked example
 //! and argues for each rule.
 
 pub mod challenge;
+pub mod clock;
 pub mod inputs;
+pub mod ledger;
+pub mod machine;
+pub mod messages;
 mod params;
 pub mod probe;
 pub mod receipt;
@@ -27,6 +37,7 @@ pub mod settle;
 
 pub use challenge::{Challenge, ChallengeAnswer, ChallengeError};
 pub use inputs::{ChallengeOutcome, EpochInputs, InputsError, NodeEntry};
+pub use machine::{Rewards, RewardsEvent, RewardsStatus};
 pub use params::{BPS_WHOLE, MAX_EMISSION, MAX_RECEIPTS_PER_CLAIM, RewardsParams};
 pub use probe::{ProbeMeter, ProbeResult};
 pub use receipt::{BookError, Receipt, ReceiptBook, ReceiptError};

@@ -45,6 +45,8 @@ pub enum MessageKind {
     MixControl = 6,
     /// A lease-election message (see `election::messages`).
     Election = 7,
+    /// A rewards message (see `rewards::messages`).
+    Rewards = 8,
 }
 
 impl MessageKind {
@@ -58,6 +60,7 @@ impl MessageKind {
             5 => Some(MessageKind::MixDelivery),
             6 => Some(MessageKind::MixControl),
             7 => Some(MessageKind::Election),
+            8 => Some(MessageKind::Rewards),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ use allium_engine::circuit::{CircuitEvent, RelayConfig, StreamHandle};
 use allium_engine::dht::DhtEvent;
 use allium_engine::mix::{MixConfig, MixEvent};
 use allium_engine::overlay::MemoryStore;
+use allium_engine::rewards::clock::RewardsConfig;
 use allium_engine::rng::{EngineRng, unit_f64};
 use allium_engine::{
     Addr, Command, CryptoSuite, Event, Identity, Input, Instant, Node, NodeConfig, NodeSeed, Output, Params,
@@ -43,6 +44,8 @@ pub struct Net {
     pub relays: BTreeMap<usize, RelayConfig>,
     /// Mixnet roles by node index (default: none).
     pub mixes: BTreeMap<usize, MixConfig>,
+    /// Rewards settings by node index (default: off).
+    pub rewards: BTreeMap<usize, RewardsConfig>,
     /// Probability that a datagram is lost.
     pub loss: f64,
     loss_rng: EngineRng,
@@ -144,6 +147,7 @@ impl Net {
             corrupt_from: BTreeSet::new(),
             relays: BTreeMap::new(),
             mixes: BTreeMap::new(),
+            rewards: BTreeMap::new(),
             loss: 0.0,
             loss_rng: NodeSeed::derive(seed, u64::MAX).stream("harness loss"),
             serve_exits: true,
@@ -166,6 +170,7 @@ impl Net {
             relay: self.relays.get(&index).cloned().unwrap_or_default(),
             mix: self.mixes.get(&index).copied().unwrap_or_default(),
             election: Default::default(),
+            rewards: self.rewards.get(&index).cloned().unwrap_or_default(),
         }
     }
 

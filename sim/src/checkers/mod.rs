@@ -26,8 +26,11 @@
 //!   it received (within a bounded window).
 //! * [`MixMessageIntegrity`] (`mix_message_integrity`): every message a mix client receives is
 //!   byte for byte one the workload sent, at the node it was sent to.
+//! * [`LeaseExclusive`] (`lease_exclusive`): at no instant of true time do two nodes hold a valid
+//!   lease for the same election group (drifting clocks converted to true time).
 
 mod circuits;
+mod election;
 mod integrity;
 mod liveness;
 mod lookup;
@@ -36,6 +39,7 @@ mod overlay;
 mod routing;
 
 pub use circuits::{CellSize, DataVerdict, RelayAnonymity, StreamIntegrity, StreamTruth, is_circuit_datagram};
+pub use election::LeaseExclusive;
 pub use integrity::RecordIntegrity;
 pub use liveness::{Liveness, lookup_succeeded};
 pub use lookup::LookupSanity;
@@ -95,6 +99,7 @@ pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
         Box::new(MixPacketSize::default()),
         Box::new(MixUnlinkable::default()),
         Box::new(MixMessageIntegrity::default()),
+        Box::new(LeaseExclusive::default()),
     ]
 }
 

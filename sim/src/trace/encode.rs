@@ -254,5 +254,11 @@ pub fn encode(event: &TraceEvent<'_>, buf: &mut Vec<u8>) {
             observation(&mut o, obs);
             &mut o
         }
+        TraceEvent::ElectionGroup { at, group, members, budget_ms } => {
+            o.u8(43).u64(*at).u32(*group).u32(*members).u64(*budget_ms)
+        }
+        TraceEvent::LeaseHeld { at, node, group, until, acquired } => {
+            o.u8(44).u64(*at).u32(*node).u32(*group).u64(*until).u8(u8::from(*acquired))
+        }
     };
 }

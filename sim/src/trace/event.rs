@@ -611,6 +611,34 @@ pub enum TraceEvent<'a> {
         /// What happened to which packet.
         observation: MixObservation,
     },
+    /// Every member of an election group has been spawned (`[election]`).
+    ElectionGroup {
+        /// When.
+        at: u64,
+        /// Group number.
+        group: u32,
+        /// Members.
+        members: u32,
+        /// The failover budget of the group: `params.election.lease_ms` plus
+        /// two of the group's longest round trips (base latency and largest
+        /// jitter both ways, between any two members), in milliseconds.
+        budget_ms: u64,
+    },
+    /// A group member holds the lease, in true time, from `at` until `until`
+    /// (its own belief converted from its clock), as first observed after
+    /// an input: at an acquisition, or when a renewal extended it.
+    LeaseHeld {
+        /// When (the acquisition, or the renewal that extended it).
+        at: u64,
+        /// Member index.
+        node: u32,
+        /// Group number.
+        group: u32,
+        /// True time at which the member's belief ends, in nanoseconds.
+        until: u64,
+        /// Whether the member did not hold the lease just before (an acquisition).
+        acquired: bool,
+    },
     /// A periodic routing-table snapshot of one live node.
     Snapshot {
         /// When.
@@ -670,7 +698,9 @@ impl TraceEvent<'_> {
             | TraceEvent::MixReceived { at, .. }
             | TraceEvent::MixDelivered { at, .. }
             | TraceEvent::MixFailed { at, .. }
-            | TraceEvent::MixPacket { at, .. } => *at,
+            | TraceEvent::MixPacket { at, .. }
+            | TraceEvent::ElectionGroup { at, .. }
+            | TraceEvent::LeaseHeld { at, .. } => *at,
         }
     }
 }

@@ -215,6 +215,12 @@ pub fn to_json(event: &TraceEvent<'_>) -> Value {
         TraceEvent::MixFailed { at, node, id: cmd, reason } => {
             json!({"at": at, "kind": "mix_failed", "node": node, "id": cmd, "reason": reason})
         }
+        TraceEvent::ElectionGroup { at, group, members, budget_ms } => {
+            json!({"at": at, "kind": "election_group", "group": group, "members": members, "budget_ms": budget_ms})
+        }
+        TraceEvent::LeaseHeld { at, node, group, until, acquired } => {
+            json!({"at": at, "kind": "lease_held", "node": node, "group": group, "until": until, "acquired": acquired})
+        }
         TraceEvent::MixPacket { at, node, observation: o } => {
             let mut value = observation(o);
             if let Value::Object(map) = &mut value {

@@ -67,6 +67,7 @@ impl World {
             }
         }
         self.outputs = outputs;
+        self.observe_lease(key);
         self.arm_timer(key, timeout);
     }
 
@@ -219,7 +220,7 @@ impl World {
             Event::Dht(DhtEvent::ProvideFinished { .. } | DhtEvent::ProvidersFound { .. }) => {}
             Event::Overlay(event) => self.on_overlay_event(key, event),
             Event::Mix(event) => self.on_mix_event(key, event),
-            Event::Election(_) => {}
+            Event::Election(_) | Event::Rewards(_) => {}
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);
                 self.recorder.record(&TraceEvent::Rejected { at, node, from, reason: error.metric() });

@@ -7,8 +7,10 @@
 //! * `phases.rs`: phase boundaries, fault scheduling and workload commands.
 //! * `circuits.rs`: relay roles, the stream workload, simulated destinations and relay churn.
 //! * `mixnet.rs`: mixnet roles, the message workload and replies, mixnet events into the trace.
+//! * `election.rs`: election groups, the leases members hold (into the trace), leader kills.
 
 mod circuits;
+mod election;
 mod io;
 mod mixnet;
 mod nodes;
@@ -104,6 +106,8 @@ enum Ev {
     Destination { node: NodeKey, stream: allium_engine::circuit::StreamHandle, reply: Option<(u64, u64)> },
     /// A relay replacement.
     RelayChurn,
+    /// The next group's leader is killed (`[election]`).
+    LeaderKill,
     /// A command with an id chosen (and traced) when it was queued.
     Issue { node: NodeKey, id: u64, command: allium_engine::Command },
 }
@@ -180,6 +184,7 @@ pub struct World {
     pending: BTreeMap<u64, Pending>,
     streams: circuits::StreamBook,
     mixnet: mixnet::MixBook,
+    election: election::ElectionBook,
     next_command: u64,
     join_rng: SimRng,
     churn_rng: SimRng,
@@ -236,6 +241,7 @@ impl World {
             pending: BTreeMap::new(),
             streams: circuits::StreamBook::default(),
             mixnet: mixnet::MixBook::default(),
+            election: election::ElectionBook::new(&scenario, seed),
             next_command: 1,
             join_rng: stream(seed, "join"),
             churn_rng: stream(seed, "churn"),
@@ -243,7 +249,9 @@ impl World {
             retired: Metrics::default(),
             counters: Counters::default(),
             outputs: Vec::new(),
-            keep_persisted: options.keep_persisted_state || scenario.faults.can_restart(),
+            keep_persisted: options.keep_persisted_state
+                || scenario.faults.can_restart()
+                || scenario.election.restarts(),
             commands_open: false,
             churn_open: false,
             probe_total: 0,
@@ -383,6 +391,7 @@ impl World {
             }
             Ev::Destination { node, stream, reply } => self.destination(node, stream, reply),
             Ev::RelayChurn => self.relay_churn(),
+            Ev::LeaderKill => self.kill_leader(),
             Ev::Issue { node, id, command } => self.command(node, id, command),
         }
     }
@@ -395,7 +404,7 @@ impl World {
 
     /// Ends the trace where the run stands and gathers the summary.
     pub fn finish(self) -> (Finished, WorldSummary) {
-        let World { recorder, nodes, retired, counters, scenario, now, by_index, live, .. } = self;
+        let World { recorder, nodes, retired, counters, scenario, now, by_index, live, election, .. } = self;
         let mut engine = retired;
         for sn in nodes.values() {
             if let Some(node) = &sn.node {
@@ -420,6 +429,12 @@ impl World {
             {
                 metrics.insert(alias.to_string(), engine.get(name) as f64);
             }
+        }
+        if scenario.election.enabled() {
+            let overlaps = checkers.by_checker.get("lease_exclusive").copied().unwrap_or(0);
+            metrics.insert("election.leaders_overlap".to_string(), overlaps as f64);
+            metrics.insert("election.kills.no_leader".to_string(), election.kills_skipped as f64);
+            metrics.insert("election.kills.in_partition".to_string(), election.kills_in_partition as f64);
         }
         metrics.insert("sim.nodes.total".to_string(), by_index.len() as f64);
         metrics.insert("sim.nodes.live_at_end".to_string(), live.len() as f64);

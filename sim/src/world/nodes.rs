@@ -59,7 +59,8 @@ impl World {
             content: Box::new(content.clone()),
             relay,
             mix: Self::mix_config(mix),
-            election: Default::default(),
+            election: self.election.config_for(&self.scenario, index),
+            rewards: Default::default(),
         }
     }
 
@@ -128,6 +129,7 @@ impl World {
         self.by_index.push(key);
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });
         self.announce_mix_role(key);
+        self.announce_group(index);
         let id = self.next_command_id();
         self.command(key, id, Command::Bootstrap);
         key
@@ -176,6 +178,7 @@ impl World {
         }
         self.forget_streams(key);
         self.forget_mix_client(key);
+        self.forget_leases(index);
     }
 
     /// Restarts a crashed node from what it persisted, and bootstraps it.

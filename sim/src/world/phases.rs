@@ -93,6 +93,7 @@ impl World {
                 self.queue.push(stop, Ev::Burst { index, active: false });
             }
         }
+        self.schedule_leader_kills();
         for (i, crash) in faults.crashes.iter().enumerate() {
             let at = now + crash.at_secs * NANOS;
             if at < liveness {
