@@ -40,6 +40,8 @@
 //!   datagrams, timeouts and commands, with the oracles it checks.
 //! * [`socks`]: the node's SOCKS5 codec (parsing arbitrary bytes, and
 //!   round-tripping fuzzer-built requests).
+//! * [`rewards`]: the rewards decoders (receipts, challenges and answers,
+//!   epoch records and inputs) and the settlement fed arbitrary inputs.
 //! * [`pool`]: the node under test and the fixed pool of fake peers the
 //!   harness impersonates.
 #![forbid(unsafe_code)]
@@ -59,6 +61,7 @@ pub mod model;
 pub mod node;
 pub mod overlay;
 pub mod pool;
+pub mod rewards;
 pub mod socks;
 
 use core::time::Duration;

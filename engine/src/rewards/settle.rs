@@ -36,7 +36,7 @@ pub struct Payout {
 }
 
 /// What the settlement refused or cut, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, bincode::Encode, bincode::Decode, serde::Serialize)]
 pub struct RejectCounts {
     /// Receipts from a registered consumer whose signature does not verify.
     pub forged_receipts: u64,
@@ -250,7 +250,7 @@ pub fn settle(params: &RewardsParams, inputs: &EpochInputs) -> Settlement {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::overlay::cid::{BlockId, Cid};
     use crate::rewards::inputs::{ChallengeOutcome, NodeEntry};
