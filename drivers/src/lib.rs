@@ -10,6 +10,8 @@
 //! * [`content`]: the engine's content store (blocks and object records) in
 //!   the same redb file.
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
+//! * [`election`]: `allium-node election …`, founder keys, membership
+//!   lists and join tokens for lease-election groups (`ctl leader` shows them).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
 //!   `peers`, `stats`, `circuits`, content: `put`, `get`, `pin`,
@@ -34,6 +36,7 @@ pub mod config;
 pub mod content;
 #[cfg(not(madsim))]
 pub mod ctl;
+pub mod election;
 #[cfg(not(madsim))]
 pub mod http;
 pub mod pipe;
