@@ -68,64 +68,87 @@ fn agreed_leader(nodes: &[(usize, &NodeProcess)], ids: &[String]) -> Option<usiz
     (own["holds_lease"] == true && own["lease_remaining_ms"].as_u64().is_some()).then_some(index)
 }
 
-#[test]
-fn a_group_elects_fails_over_and_the_restarted_leader_takes_the_role_back() {
-    let root = tempfile::tempdir().unwrap();
-    let extra = ["--set", "election.lease_ms=1000"];
-    let mut nodes: Vec<NodeProcess> = Vec::new();
-    let mut ids = Vec::new();
-    let mut keys = Vec::new();
-    for i in 0..3 {
-        let dir = root.path().join(format!("n{i}"));
-        let bootstrap: Vec<_> = nodes.first().map(|n: &NodeProcess| n.listen).into_iter().collect();
-        let (node, init) = NodeProcess::init(&dir, &bootstrap, &extra, &[]);
-        ids.push(field(&init, "node id"));
-        keys.push(field(&init, "signing"));
-        nodes.push(node);
+/// A group of `PRIORITIES.len()` members, plus `outsiders` nodes configured
+/// with the group but not in its list, all running.
+struct Group {
+    root: tempfile::TempDir,
+    nodes: Vec<NodeProcess>,
+    ids: Vec<String>,
+    keys: Vec<String>,
+    founder: std::path::PathBuf,
+}
+
+impl Group {
+    fn start(outsiders: usize) -> Group {
+        let root = tempfile::tempdir().unwrap();
+        let extra = ["--set", "election.lease_ms=1000"];
+        let mut nodes: Vec<NodeProcess> = Vec::new();
+        let (mut ids, mut keys) = (Vec::new(), Vec::new());
+        for i in 0..PRIORITIES.len() + outsiders {
+            let dir = root.path().join(format!("n{i}"));
+            let bootstrap: Vec<_> = nodes.first().map(|n: &NodeProcess| n.listen).into_iter().collect();
+            let (node, init) = NodeProcess::init(&dir, &bootstrap, &extra, &[]);
+            ids.push(field(&init, "node id"));
+            keys.push(field(&init, "signing"));
+            nodes.push(node);
+        }
+
+        // The founder key and the membership, with the CLI.
+        let founder = root.path().join("founder.key");
+        let founder_key = cli(&["election", "founder-key", "--out", founder.to_str().unwrap()]);
+        assert_eq!(founder_key.len(), 64, "{founder_key}");
+        let membership = root.path().join("publishers.membership");
+        let mut args: Vec<String> =
+            ["election", "membership", "--founder", founder.to_str().unwrap(), "--group", GROUP]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        for (i, priority) in PRIORITIES.iter().enumerate() {
+            args.push("--member".into());
+            args.push(format!("{}@{}:{priority}", keys[i], nodes[i].listen));
+        }
+        args.extend(["--out".to_string(), membership.to_str().unwrap().to_string()]);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // Each node names the list relative to its config directory.
+        for node in &nodes {
+            std::fs::copy(&membership, node.dir.join("publishers.membership")).unwrap();
+            node.append_config(&format!(
+                "[[election.groups]]\nname = \"{GROUP}\"\nfounder_key = \"{founder_key}\"\nmembership = \"publishers.membership\"\n"
+            ));
+        }
+        for node in &mut nodes {
+            node.restart();
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let out = eventually(Duration::from_secs(10), || {
+                let out = node.ctl(&["id", "--signing-key"]);
+                out.status.success().then_some(out)
+            })
+            .unwrap_or_else(|| panic!("node {i} never answered; log:\n{}", node.log()));
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), keys[i], "ctl id --signing-key");
+        }
+        Group { root, nodes, ids, keys, founder }
     }
 
-    // The founder key and the membership, with the CLI.
-    let founder = root.path().join("founder.key");
-    let founder_key = cli(&["election", "founder-key", "--out", founder.to_str().unwrap()]);
-    assert_eq!(founder_key.len(), 64, "{founder_key}");
-    let membership = root.path().join("publishers.membership");
-    let mut args: Vec<String> = ["election", "membership", "--founder", founder.to_str().unwrap(), "--group", GROUP]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    for (i, node) in nodes.iter().enumerate() {
-        args.push("--member".into());
-        args.push(format!("{}@{}:{}", keys[i], node.listen, PRIORITIES[i]));
+    /// The members' (index, process) pairs.
+    fn members(&self) -> Vec<(usize, &NodeProcess)> {
+        self.nodes.iter().enumerate().take(PRIORITIES.len()).collect()
     }
-    args.extend(["--out".to_string(), membership.to_str().unwrap().to_string()]);
-    cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    // Each node names the list relative to its config directory.
-    for node in &nodes {
-        std::fs::copy(&membership, node.dir.join("publishers.membership")).unwrap();
-        node.append_config(&format!(
-            "[[election.groups]]\nname = \"{GROUP}\"\nfounder_key = \"{founder_key}\"\nmembership = \"publishers.membership\"\n"
-        ));
-    }
-    for node in &mut nodes {
-        node.restart();
-    }
-    for (i, node) in nodes.iter().enumerate() {
-        let out = eventually(Duration::from_secs(10), || {
-            let out = node.ctl(&["id", "--signing-key"]);
-            out.status.success().then_some(out)
-        })
-        .unwrap_or_else(|| panic!("node {i} never answered; log:\n{}", node.log()));
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), keys[i], "ctl id --signing-key");
-    }
+}
+
+fn dump(nodes: &[NodeProcess]) -> String {
+    nodes.iter().map(|n| format!("{:?}\n{}", group_view(n), n.log())).collect::<Vec<_>>().join("\n----\n")
+}
+
+#[test]
+fn a_group_elects_fails_over_and_the_restarted_leader_takes_the_role_back() {
+    let Group { root: _root, mut nodes, ids, .. } = Group::start(0);
 
     // One leader, agreed by all, holding the lease: the highest priority.
     let started = Instant::now();
     let first = eventually(Duration::from_secs(20), || {
         agreed_leader(&nodes.iter().enumerate().collect::<Vec<_>>(), &ids).filter(|&leader| leader == 0)
     });
-    let dump = |nodes: &[NodeProcess]| {
-        nodes.iter().map(|n| format!("{:?}\n{}", group_view(n), n.log())).collect::<Vec<_>>().join("\n----\n")
-    };
     assert_eq!(first, Some(0), "no agreed leader; views and logs:\n{}", dump(&nodes));
     eprintln!("leader n0 agreed after {:.2} s", started.elapsed().as_secs_f64());
     let table = node_table(&nodes[0]);
@@ -161,4 +184,55 @@ fn node_table(node: &NodeProcess) -> String {
     let out = node.ctl(&["leader"]);
     assert!(out.status.success(), "ctl leader: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_node_joins_with_a_token_through_the_leader_and_the_leader_removes_it() {
+    let group = Group::start(1);
+    let (nodes, ids) = (&group.nodes, &group.ids);
+    let leader =
+        eventually(Duration::from_secs(20), || agreed_leader(&group.members(), ids).filter(|&leader| leader == 0));
+    assert_eq!(leader, Some(0), "no agreed leader; views and logs:\n{}", dump(nodes));
+    let outsider = group_view(&nodes[3]).unwrap();
+    assert_eq!((outsider["is_member"].as_bool(), outsider["version"].as_u64()), (Some(false), Some(1)));
+
+    // A founder-signed token for node 3, made with the CLI, given through ctl.
+    let token = group.root.path().join("n3.token");
+    cli(&[
+        "election",
+        "token",
+        "--founder",
+        group.founder.to_str().unwrap(),
+        "--group",
+        GROUP,
+        "--key",
+        &group.keys[3],
+        "--priority",
+        "5",
+        "--out",
+        token.to_str().unwrap(),
+    ]);
+    let out = nodes[3].ctl(&["leader", "join", GROUP, "--token", token.to_str().unwrap()]);
+    assert!(out.status.success(), "ctl leader join: {}", text(&out));
+    let unknown = nodes[3].ctl(&["leader", "join", "nope", "--token", token.to_str().unwrap()]);
+    assert!(!unknown.status.success(), "joining an unconfigured group must fail: {}", text(&unknown));
+    let everyone: Vec<(usize, &NodeProcess)> = nodes.iter().enumerate().collect();
+    let joined = eventually(Duration::from_secs(15), || {
+        let views: Vec<Value> = everyone.iter().map(|(_, n)| group_view(n)).collect::<Option<_>>()?;
+        views.iter().all(|v| v["version"] == 2 && v["members"] == 4 && v["is_member"] == true).then_some(())
+    });
+    assert!(joined.is_some(), "node 3 did not join; views and logs:\n{}", dump(nodes));
+
+    // Only the leader removes a member.
+    let refused = nodes[1].ctl(&["leader", "remove", GROUP, &ids[3]]);
+    assert!(!refused.status.success(), "a follower must refuse a removal: {}", text(&refused));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("lease"), "{}", text(&refused));
+    let leader = agreed_leader(&everyone, ids).expect("a leader");
+    let out = nodes[leader].ctl(&["leader", "remove", GROUP, &ids[3]]);
+    assert!(out.status.success(), "ctl leader remove: {}", text(&out));
+    let removed = eventually(Duration::from_secs(15), || {
+        let views: Vec<Value> = group.members().iter().map(|(_, n)| group_view(n)).collect::<Option<_>>()?;
+        views.iter().all(|v| v["version"] == 3 && v["members"] == 3).then_some(())
+    });
+    assert!(removed.is_some(), "node 3 was not removed; views and logs:\n{}", dump(nodes));
 }
