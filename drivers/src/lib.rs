@@ -16,7 +16,8 @@
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
 //!   `peers`, `stats`, `circuits`, content: `put`, `get`, `pin`,
 //!   `unpin`, `content`, and the mixnet: `mix address`, `send`, `inbox`,
-//!   `read`, `reply`, `sent`, `status`).
+//!   `read`, `reply`, `sent`, `status`; `id`, and the election groups:
+//!   `leader`, `leader join`, `leave`, `remove`).
 //! * [`socks`]: the SOCKS5 entry point (a sans-IO codec, and a TCP
 //!   listener when not under madsim); [`pipe`] links each stream's TCP
 //!   connection to the node loop, and `tcp` (not under madsim) pumps its
