@@ -4,7 +4,8 @@
 use allium_engine::Params;
 use allium_engine::circuit::policy::PolicyError;
 use allium_engine::circuit::{ExitPolicy, FLAG_GUARD, FLAG_STABLE, RelayConfig};
-use allium_engine::identity::{NodeId, parse_hex32};
+use allium_engine::election::{ElectionConfig, GroupConfig, JoinToken, Membership};
+use allium_engine::identity::{NodeId, hex, parse_hex32};
 use allium_engine::mix::{MixConfig, MixService};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,9 @@ pub struct FileConfig {
     pub socks: SocksFileConfig,
     /// The node's part in the mixnet (`[mix]`). Default: none.
     pub mix: MixFileConfig,
+    /// Lease-election groups (`[[election.groups]]`). Default: none. The
+    /// protocol's timing is under `[params.election]`.
+    pub election: ElectionFileConfig,
     /// Engine parameters (`[params.dht]` …); see allium-engine's `Params`.
     pub params: Params,
 }
@@ -215,6 +219,187 @@ impl MixFileConfig {
     }
 }
 
+/// The `[election]` table: the lease-election groups this node takes part in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElectionFileConfig {
+    /// The groups, one `[[election.groups]]` table each. Default: none.
+    pub groups: Vec<ElectionGroupFile>,
+}
+
+/// One `[[election.groups]]` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectionGroupFile {
+    /// The group's name (1 ..= 64 bytes); must be the membership's. Required.
+    pub name: String,
+    /// The founder's Ed25519 public key, 64 hex digits (what
+    /// `allium-node election founder-key` prints). Required.
+    pub founder_key: String,
+    /// File holding the founder-signed membership list, in hex (what
+    /// `allium-node election membership` writes); a relative path is taken
+    /// from the config file's directory. Required.
+    pub membership: PathBuf,
+    /// This node's priority when it joins with `join_token`, 0 ..= 255 (as
+    /// a listed member its priority is the membership's). Default 0.
+    #[serde(default)]
+    pub priority: u8,
+    /// File holding a founder-signed join token, in hex (what
+    /// `allium-node election token` writes; relative to the config file's
+    /// directory): the node asks the group's leader to add it. Default: none.
+    #[serde(default)]
+    pub join_token: Option<PathBuf>,
+}
+
+/// An `[[election.groups]]` table that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ElectionSettingsError {
+    /// `founder_key` is not 64 hex digits.
+    #[error("election group {group:?}: founder_key must be 64 hex digits, got {value:?}")]
+    BadFounderKey {
+        /// The group.
+        group: String,
+        /// What was written.
+        value: String,
+    },
+    /// A membership or token file cannot be read.
+    #[error("election group {group:?}: cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The group.
+        group: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A membership or token file does not hold hex.
+    #[error("election group {group:?}: {} does not hold hex", path.display())]
+    BadHex {
+        /// The group.
+        group: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The membership does not decode, or its signature or shape is invalid.
+    #[error("election group {group:?}: {} is not a valid membership list: {reason}", path.display())]
+    BadMembership {
+        /// The group.
+        group: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The membership is signed by someone other than `founder_key`.
+    #[error("election group {group:?}: the membership is signed by {signer}, not by the founder key")]
+    NotFounderSigned {
+        /// The group.
+        group: String,
+        /// The signer's public key, hex.
+        signer: String,
+    },
+    /// The membership is another group's.
+    #[error("election group {group:?}: the membership is for group {found:?}")]
+    WrongGroup {
+        /// The group configured.
+        group: String,
+        /// The membership's group.
+        found: String,
+    },
+    /// The join token does not decode or does not verify against the founder for this group.
+    #[error("election group {group:?}: {} is not a valid join token: {reason}", path.display())]
+    BadToken {
+        /// The group.
+        group: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Two tables name the same group.
+    #[error("election group {0:?} is configured twice")]
+    DuplicateGroup(String),
+}
+
+/// Parses hex digits (any case, surrounding whitespace ignored) into bytes.
+pub fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.trim().as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            Some((hi * 16 + lo) as u8)
+        })
+        .collect()
+}
+
+impl ElectionGroupFile {
+    /// Reads the hex file at `path` (relative to `dir`).
+    fn read_hex(&self, dir: &Path, path: &Path) -> Result<(PathBuf, Vec<u8>), ElectionSettingsError> {
+        let path = dir.join(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| ElectionSettingsError::Unreadable {
+            group: self.name.clone(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        match parse_hex(&text) {
+            Some(bytes) => Ok((path, bytes)),
+            None => Err(ElectionSettingsError::BadHex { group: self.name.clone(), path }),
+        }
+    }
+
+    /// The engine's group configuration, with files relative to `dir`.
+    pub fn to_engine(&self, dir: &Path) -> Result<GroupConfig, ElectionSettingsError> {
+        let group = || self.name.clone();
+        let founder_key = parse_hex32(self.founder_key.trim())
+            .ok_or_else(|| ElectionSettingsError::BadFounderKey { group: group(), value: self.founder_key.clone() })?;
+        let (path, bytes) = self.read_hex(dir, &self.membership)?;
+        let membership = Membership::decode(&bytes).map_err(|e| ElectionSettingsError::BadMembership {
+            group: group(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if membership.group != self.name {
+            return Err(ElectionSettingsError::WrongGroup { group: group(), found: membership.group });
+        }
+        if membership.signer != founder_key {
+            return Err(ElectionSettingsError::NotFounderSigned { group: group(), signer: hex(&membership.signer) });
+        }
+        let join_token = match &self.join_token {
+            None => None,
+            Some(token_path) => {
+                let (path, bytes) = self.read_hex(dir, token_path)?;
+                let bad =
+                    |reason: String| ElectionSettingsError::BadToken { group: group(), path: path.clone(), reason };
+                let token: JoinToken = allium_engine::wire::decode_body(&bytes).map_err(|e| bad(e.to_string()))?;
+                // Group and founder signature; expiry is the leader's to judge.
+                token.verify(&self.name, &founder_key, 0).map_err(|e| bad(e.to_string()))?;
+                Some(token)
+            }
+        };
+        Ok(GroupConfig { name: self.name.clone(), founder_key, membership, priority: self.priority, join_token })
+    }
+}
+
+impl ElectionFileConfig {
+    /// The engine's election configuration, with files relative to `dir`
+    /// (the config file's directory), or why a group is unusable.
+    pub fn to_engine(&self, dir: &Path) -> Result<ElectionConfig, ElectionSettingsError> {
+        let mut groups: Vec<GroupConfig> = Vec::with_capacity(self.groups.len());
+        for file in &self.groups {
+            if groups.iter().any(|g| g.name == file.name) {
+                return Err(ElectionSettingsError::DuplicateGroup(file.name.clone()));
+            }
+            groups.push(file.to_engine(dir)?);
+        }
+        Ok(ElectionConfig { groups })
+    }
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
@@ -229,6 +414,7 @@ impl Default for FileConfig {
             relay: RelayFileConfig::default(),
             socks: SocksFileConfig::default(),
             mix: MixFileConfig::default(),
+            election: ElectionFileConfig::default(),
             params: Params::default(),
         }
     }
@@ -298,6 +484,8 @@ pub struct NodeSettings {
     pub socks: Option<SocketAddr>,
     /// The node's part in the mixnet.
     pub mix: MixConfig,
+    /// The election groups, read and checked from `[[election.groups]]`.
+    pub election: ElectionConfig,
 }
 
 impl FileConfig {
@@ -319,8 +507,12 @@ impl NodeSettings {
             bail!("allium-node only runs the real crypto suite (config says {:?})", file.crypto_suite.name());
         }
         let config_dir = flags.config.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
-        let data_dir =
-            flags.data_dir.clone().or(file.data_dir.clone()).or(config_dir).unwrap_or_else(|| PathBuf::from("."));
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .or(config_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut params = file.params.clone();
         for assignment in &flags.set {
             params.set(assignment).with_context(|| format!("--set {assignment}"))?;
@@ -329,6 +521,7 @@ impl NodeSettings {
         let mut relay = file.relay.to_engine()?;
         relay.enabled |= flags.relay;
         let mix = file.mix.to_engine(params.mix.layers)?;
+        let election = file.election.to_engine(config_dir.as_deref().unwrap_or(Path::new(".")))?;
         let settings = NodeSettings {
             listen: flags.listen.unwrap_or(file.listen),
             bootstrap: flags.bootstrap.clone().unwrap_or(file.bootstrap),
@@ -341,6 +534,7 @@ impl NodeSettings {
             relay,
             socks: flags.socks.or(file.socks.listen),
             mix,
+            election,
         };
         if !settings.control.ip().is_loopback() {
             bail!("the control API must listen on a loopback address, not {}", settings.control);
@@ -434,6 +628,24 @@ crypto_suite = "real"
 # The client's provider's node id. Default: the provider closest to this node.
 # provider = "<64 hex digits>"
 
+# Lease election: groups of nodes that keep at most one leader at a time
+# (`allium-node ctl leader`). Make the founder key, the membership list and
+# join tokens with `allium-node election founder-key | membership | token`;
+# every member is configured with the same founder key and list. Timing is
+# under [params.election] below. One table per group:
+# [[election.groups]]
+# The group's name, as in the membership list.
+# name = "publishers"
+# The founder's Ed25519 public key (64 hex digits).
+# founder_key = "<64 hex digits>"
+# File with the founder-signed membership list (hex), relative to this file.
+# membership = "publishers.membership"
+# This node's priority when it joins with a token, 0 to 255. Default 0.
+# priority = 0
+# File with a founder-signed join token (hex): ask the leader to add this
+# node. Default: none.
+# join_token = "publishers.token"
+
 # Protocol parameters, shown with their defaults. Uncomment to override, or
 # use `--set dht.k=16` on the command line.
 {commented_params}"#
@@ -464,6 +676,9 @@ mod tests {
         assert_eq!(parsed.socks.listen, Some("127.0.0.1:9050".parse().unwrap()));
         assert_eq!(parsed.mix.role, MixRole::None);
         assert_eq!(parsed.mix.provider.as_deref(), Some("<64 hex digits>"));
+        let group = &parsed.election.groups[0];
+        assert_eq!((group.name.as_str(), group.priority), ("publishers", 0));
+        assert_eq!(group.join_token.as_deref(), Some(Path::new("publishers.token")));
         let relay = RelayFileConfig { exit_policy: parsed.relay.exit_policy.clone(), ..RelayFileConfig::default() };
         assert_eq!(parsed.relay, relay);
         assert!(parsed.relay.to_engine().unwrap().exit_policy.allows("example.org", 443));
@@ -516,6 +731,130 @@ mod tests {
         let flags = RunFlags { config: Some(path), ..RunFlags::default() };
         let error = NodeSettings::resolve(&flags).unwrap_err();
         assert!(error.to_string().contains("mix.layer = 1 but there are 1 layers"), "{error:#}");
+    }
+
+    mod election {
+        use super::*;
+        use allium_engine::election::Member;
+        use allium_engine::{CryptoSuite, Identity, NodeSeed};
+
+        fn id(i: u64) -> Identity {
+            Identity::from_seed(&NodeSeed::derive(5, i), CryptoSuite::Real)
+        }
+
+        fn members() -> Vec<Member> {
+            (1..=3).map(|i| Member::of(&id(i), SocketAddr::from(([127, 0, 0, 1], 7400 + i as u16)), 10)).collect()
+        }
+
+        /// A config dir with `m.hex` (group "g", founder id(0)) and `t.hex` (a token for id(4)).
+        fn setup() -> (tempfile::TempDir, String) {
+            let dir = tempfile::tempdir().unwrap();
+            let founder = id(0);
+            let membership = Membership::founder(&founder, "g", members());
+            std::fs::write(dir.path().join("m.hex"), hex(&membership.encode())).unwrap();
+            let token = JoinToken::sign(&founder, "g", id(4).public().signing_key, 7, None);
+            std::fs::write(dir.path().join("t.hex"), format!("{}\n", hex(&allium_engine::wire::encode_plain(&token))))
+                .unwrap();
+            (dir, hex(&founder.public().signing_key))
+        }
+
+        fn group(founder_key: &str) -> ElectionGroupFile {
+            ElectionGroupFile {
+                name: "g".into(),
+                founder_key: founder_key.into(),
+                membership: "m.hex".into(),
+                priority: 0,
+                join_token: None,
+            }
+        }
+
+        #[test]
+        fn groups_resolve_through_the_config_file() {
+            let (dir, founder_key) = setup();
+            let path = dir.path().join("config.toml");
+            let text = format!(
+                "[[election.groups]]\nname = \"g\"\nfounder_key = \"{founder_key}\"\nmembership = \"m.hex\"\npriority = 7\njoin_token = \"t.hex\"\n"
+            );
+            std::fs::write(&path, text).unwrap();
+            let flags = RunFlags { config: Some(path.clone()), ..RunFlags::default() };
+            let settings = NodeSettings::resolve(&flags).unwrap();
+            let g = &settings.election.groups[0];
+            assert_eq!((g.name.as_str(), g.priority, g.membership.version), ("g", 7, 1));
+            assert_eq!(g.membership.members.len(), 3);
+            assert_eq!(g.founder_key, id(0).public().signing_key);
+            assert_eq!(g.join_token.as_ref().map(|t| t.priority), Some(7));
+            // No groups: the engine's default.
+            std::fs::write(&path, "").unwrap();
+            assert_eq!(NodeSettings::resolve(&flags).unwrap().election, ElectionConfig::default());
+            // A bad group is an error of its own type.
+            std::fs::write(&path, "[[election.groups]]\nname = \"g\"\nfounder_key = \"00\"\nmembership = \"m.hex\"\n")
+                .unwrap();
+            let error = NodeSettings::resolve(&flags).unwrap_err();
+            assert!(error.downcast_ref::<ElectionSettingsError>().is_some(), "{error:#}");
+            // Unknown keys and out-of-range priorities do not parse.
+            assert!(toml::from_str::<FileConfig>("[[election.groups]]\nname = \"g\"\nfounder = \"x\"\n").is_err());
+            let bad_priority = format!(
+                "[[election.groups]]\nname = \"g\"\nfounder_key = \"{founder_key}\"\nmembership = \"m\"\npriority = 256\n"
+            );
+            assert!(toml::from_str::<FileConfig>(&bad_priority).is_err());
+        }
+
+        #[test]
+        fn bad_groups_are_typed_errors() {
+            let (dir, founder_key) = setup();
+            let d = dir.path();
+            let g = || "g".to_string();
+            assert!(group(&founder_key).to_engine(d).is_ok());
+            assert_eq!(
+                group("xyz").to_engine(d),
+                Err(ElectionSettingsError::BadFounderKey { group: g(), value: "xyz".into() })
+            );
+            let missing = ElectionGroupFile { membership: "nope.hex".into(), ..group(&founder_key) };
+            assert!(matches!(missing.to_engine(d), Err(ElectionSettingsError::Unreadable { .. })));
+            std::fs::write(d.join("junk.hex"), "not hex").unwrap();
+            let junk = ElectionGroupFile { membership: "junk.hex".into(), ..group(&founder_key) };
+            assert_eq!(junk.to_engine(d), Err(ElectionSettingsError::BadHex { group: g(), path: d.join("junk.hex") }));
+            std::fs::write(d.join("short.hex"), "0102").unwrap();
+            let short = ElectionGroupFile { membership: "short.hex".into(), ..group(&founder_key) };
+            assert!(matches!(short.to_engine(d), Err(ElectionSettingsError::BadMembership { .. })));
+            // Tampered: the signature no longer verifies.
+            let mut tampered = Membership::founder(&id(0), "g", members());
+            tampered.members[0].priority = 99;
+            std::fs::write(d.join("tampered.hex"), hex(&tampered.encode())).unwrap();
+            let tampered = ElectionGroupFile { membership: "tampered.hex".into(), ..group(&founder_key) };
+            assert!(matches!(tampered.to_engine(d), Err(ElectionSettingsError::BadMembership { .. })));
+            // Signed by someone else.
+            let other = hex(&id(9).public().signing_key);
+            assert_eq!(
+                group(&other).to_engine(d),
+                Err(ElectionSettingsError::NotFounderSigned { group: g(), signer: founder_key.clone() })
+            );
+            // Another group's list.
+            let wrong = ElectionGroupFile { name: "h".into(), ..group(&founder_key) };
+            assert_eq!(wrong.to_engine(d), Err(ElectionSettingsError::WrongGroup { group: "h".into(), found: g() }));
+            // Tokens: a good one, one for another group, one by another founder, junk.
+            let with = |file: &str| ElectionGroupFile { join_token: Some(file.into()), ..group(&founder_key) };
+            assert!(with("t.hex").to_engine(d).unwrap().join_token.is_some());
+            let foreign = JoinToken::sign(&id(0), "h", id(4).public().signing_key, 7, None);
+            std::fs::write(d.join("foreign.hex"), hex(&allium_engine::wire::encode_plain(&foreign))).unwrap();
+            assert!(matches!(with("foreign.hex").to_engine(d), Err(ElectionSettingsError::BadToken { .. })));
+            let forged = JoinToken::sign(&id(9), "g", id(4).public().signing_key, 7, None);
+            std::fs::write(d.join("forged.hex"), hex(&allium_engine::wire::encode_plain(&forged))).unwrap();
+            assert!(matches!(with("forged.hex").to_engine(d), Err(ElectionSettingsError::BadToken { .. })));
+            assert!(matches!(with("m.hex").to_engine(d), Err(ElectionSettingsError::BadToken { .. })));
+            assert!(matches!(with("none.hex").to_engine(d), Err(ElectionSettingsError::Unreadable { .. })));
+            // The same group twice.
+            let twice = ElectionFileConfig { groups: vec![group(&founder_key), group(&founder_key)] };
+            assert_eq!(twice.to_engine(d), Err(ElectionSettingsError::DuplicateGroup(g())));
+        }
+
+        #[test]
+        fn hex_parses_both_cases_and_refuses_junk() {
+            assert_eq!(parse_hex(" 0aFf\n"), Some(vec![0x0a, 0xff]));
+            assert_eq!(parse_hex(""), Some(vec![]));
+            assert_eq!(parse_hex("abc"), None);
+            assert_eq!(parse_hex("zz"), None);
+        }
     }
 
     #[test]

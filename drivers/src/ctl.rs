@@ -1,7 +1,9 @@
 //! `allium-node ctl …`: a small client of the control API.
 
+mod leader;
 mod mix;
 
+pub use leader::{LeaderAction, LeaderArgs};
 pub use mix::MixCtl;
 
 use crate::runtime::{CircuitsReport, Stats};
@@ -21,6 +23,16 @@ pub enum CtlCommand {
     Dht(DhtCtl),
     /// List routing-table contacts.
     Peers,
+    /// Print this node's id (or, with --signing-key, its Ed25519 signing key
+    /// for an election membership list).
+    Id {
+        /// Print the signing key instead of the node id.
+        #[arg(long)]
+        signing_key: bool,
+    },
+    /// Show the election groups: version, members, leader, this node's lease;
+    /// or ask for a change (join, leave, remove).
+    Leader(LeaderArgs),
     /// Show node statistics.
     Stats {
         /// Print the raw JSON.
@@ -271,6 +283,7 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
             } else {
                 let stats: Stats = serde_json::from_value(body)?;
                 println!("node        {}", stats.node_id);
+                println!("signing key {}", stats.signing_key);
                 println!("listen      {}", stats.listen);
                 println!("uptime      {} s", stats.uptime_ms / 1000);
                 println!("joined      {}", stats.bootstrapped);
@@ -280,6 +293,12 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
                 println!("rejected    {} datagrams", stats.metrics.get("wire.rejected").copied().unwrap_or(0));
             }
         }
+        CtlCommand::Id { signing_key } => {
+            let stats: Stats =
+                serde_json::from_value(read(agent.get(format!("{base}/stats")).call().with_context(unreachable)?)?)?;
+            println!("{}", if signing_key { stats.signing_key } else { stats.node_id });
+        }
+        CtlCommand::Leader(args) => leader::run(&base, &unreachable, args)?,
         CtlCommand::Put { file, name, media_type } => put(&base, unreachable, &file, name, media_type)?,
         CtlCommand::Get { cid, output } => get(&base, unreachable, &cid, &output)?,
         CtlCommand::Pin { cid } => {

@@ -10,11 +10,14 @@
 //! * [`content`]: the engine's content store (blocks and object records) in
 //!   the same redb file.
 //! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
+//! * [`election`]: `allium-node election …`, founder keys, membership
+//!   lists and join tokens for lease-election groups (`ctl leader` shows them).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
 //! * `ctl` (not under madsim): the `allium-node ctl` client (`dht put/get`,
 //!   `peers`, `stats`, `circuits`, content: `put`, `get`, `pin`,
 //!   `unpin`, `content`, and the mixnet: `mix address`, `send`, `inbox`,
-//!   `read`, `reply`, `sent`, `status`).
+//!   `read`, `reply`, `sent`, `status`; `id`, and the election groups:
+//!   `leader`, `leader join`, `leave`, `remove`).
 //! * [`socks`]: the SOCKS5 entry point (a sans-IO codec, and a TCP
 //!   listener when not under madsim); [`pipe`] links each stream's TCP
 //!   connection to the node loop, and `tcp` (not under madsim) pumps its
@@ -34,6 +37,7 @@ pub mod config;
 pub mod content;
 #[cfg(not(madsim))]
 pub mod ctl;
+pub mod election;
 #[cfg(not(madsim))]
 pub mod http;
 pub mod pipe;

@@ -15,7 +15,7 @@ mod cli {
     use allium_node::config::{self, FileConfig, LogFormat, NodeSettings, RunFlags};
     use allium_node::ctl::{self, CtlCommand};
     use allium_node::store::Store;
-    use allium_node::{NodeRuntime, http, socks};
+    use allium_node::{NodeRuntime, election, http, socks};
     use anyhow::{Context, bail};
     use clap::{Parser, Subcommand};
     use std::net::SocketAddr;
@@ -52,6 +52,9 @@ mod cli {
         },
         /// Run the node until Ctrl-C or SIGTERM.
         Run(RunFlags),
+        /// Make founder keys, membership lists and join tokens for election groups.
+        #[command(subcommand)]
+        Election(election::ElectionCli),
         /// Talk to a running node.
         Ctl {
             /// The node's control API address.
@@ -76,6 +79,7 @@ mod cli {
                 init(expand_home(&dir), listen, control, metrics, force)
             }
             Top::Run(flags) => run(flags),
+            Top::Election(command) => election::run(command),
             Top::Ctl { control, command } => ctl::run(control, command),
         };
         match result {
@@ -106,6 +110,7 @@ mod cli {
         std::fs::write(&config_path, config::commented_config(listen, control, metrics))
             .with_context(|| format!("writing {}", config_path.display()))?;
         println!("node id  {}", identity.id().to_hex());
+        println!("signing  {}", allium_engine::identity::hex(&identity.public().signing_key));
         println!("identity {}", if created { "created" } else { "kept (already present)" });
         println!("config   {}", config_path.display());
         println!("run it:  allium-node run --config {}", config_path.display());
@@ -147,6 +152,7 @@ mod cli {
                 settings.params.clone(),
                 settings.relay.clone(),
                 settings.mix,
+                settings.election.clone(),
                 store,
                 allium_engine::NodeSeed::from_bytes(seed),
             )

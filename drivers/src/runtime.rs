@@ -16,10 +16,12 @@
 //! their engine events in `streams` (backpressure, exit connections) and
 //! reports circuits through [`CircuitsReport`].
 
+mod election;
 mod mix;
 mod report;
 mod streams;
 
+pub use election::LeaderInfo;
 pub use mix::{
     INBOX_MAX_BYTES, INBOX_MAX_MESSAGES, InboxMessage, InboxSummary, MixReport, MixRequest, MixRequestError, SentInfo,
     SentStatus,
@@ -32,6 +34,7 @@ use crate::shim;
 use crate::store::Store;
 use allium_engine::circuit::{CircuitEvent, CircuitHandle, RelayConfig, StreamHandle};
 use allium_engine::dht::{DhtEvent, PeerInfo};
+use allium_engine::election::{ElectionCommand, ElectionConfig};
 use allium_engine::mix::{MixAddress, MixConfig};
 use allium_engine::overlay::{Cid, FetchError, FetchStats, OverlayEvent};
 use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
@@ -90,6 +93,10 @@ pub struct ContentEntry {
 pub struct Stats {
     /// Hex node identifier.
     pub node_id: String,
+    /// The node's Ed25519 signing (public) key, hex: what an election
+    /// membership list names it by.
+    #[serde(default)]
+    pub signing_key: String,
     /// UDP address.
     pub listen: SocketAddr,
     /// Milliseconds since the node started.
@@ -162,6 +169,10 @@ pub enum Request {
     Count(&'static str),
     /// Send, reply, or look at the inbox and the mixnet state.
     Mix(MixRequest),
+    /// Report the election groups ([`LeaderInfo`]).
+    Leader(oneshot::Sender<Vec<LeaderInfo>>),
+    /// Give the election machine a command; answered with whether it took it.
+    Election(ElectionCommand, oneshot::Sender<Result<(), String>>),
 }
 
 /// A cloneable handle for talking to a running [`NodeRuntime`].
@@ -267,6 +278,21 @@ impl Handle {
         self.mix(MixRequest::Status).await
     }
 
+    /// Every election group as this node sees it.
+    pub async fn leader(&self) -> Result<Vec<LeaderInfo>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Leader(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// Gives the election machine `command`; `Err` holds the engine's reason
+    /// when it refused it (unknown group, not the leader, bad token …).
+    pub async fn election(&self, command: ElectionCommand) -> Result<Result<(), String>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Election(command, tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
     /// Counts one driver event (shown in stats and `/metrics`).
     pub async fn count(&self, metric: &'static str) {
         let _ = self.requests.send(Request::Count(metric)).await;
@@ -311,6 +337,8 @@ pub struct NodeRuntime {
     pipes: BTreeMap<StreamHandle, RuntimeEnd>,
     /// The mixnet inbox and sent messages.
     mix: mix::MixBook,
+    /// Election commands waiting for the engine's verdict.
+    election: election::ElectionBook,
     /// Client streams' circuits, for byte counts.
     stream_circuit: BTreeMap<StreamHandle, CircuitHandle>,
     /// Stream bytes per client circuit.
@@ -325,17 +353,19 @@ impl NodeRuntime {
     /// runtime and a handle to it. `seed` seeds the engine's random streams
     /// (from OS entropy in production, from the test seed under madsim);
     /// `relay` says whether and how the node relays circuits, `mix` what
-    /// part it takes in the mixnet.
+    /// part it takes in the mixnet, `election` which election groups it is in.
     ///
     /// Built with the `test-hooks` feature, the environment variable
     /// `ALLIUM_TEST_CORRUPT_RELAYED_CELL=N` makes the node flip one bit of
     /// the N-th cell it relays (fault injection for tests).
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         listen: SocketAddr,
         bootstrap: Vec<SocketAddr>,
         params: Params,
         relay: RelayConfig,
         mix: MixConfig,
+        election: ElectionConfig,
         mut store: Store,
         seed: NodeSeed,
     ) -> anyhow::Result<(Self, Handle)> {
@@ -352,6 +382,10 @@ impl NodeRuntime {
         if relay.enabled {
             tracing::info!(region = relay.region, exit = relay.exit_policy.is_exit(), "relaying circuits");
         }
+        for group in &election.groups {
+            tracing::info!(group = %group.name, version = group.membership.version,
+                members = group.membership.members.len(), joining = group.join_token.is_some(), "election group");
+        }
         if mix != MixConfig::default() {
             tracing::info!(service = ?mix.service, client = mix.client, provider = ?mix.provider, "in the mixnet");
         }
@@ -364,7 +398,7 @@ impl NodeRuntime {
             content,
             relay,
             mix,
-            election: Default::default(),
+            election,
             rewards: Default::default(),
         };
         #[allow(unused_mut)]
@@ -392,6 +426,7 @@ impl NodeRuntime {
             stream_circuit: BTreeMap::new(),
             traffic: BTreeMap::new(),
             mix: mix::MixBook::default(),
+            election: election::ElectionBook::default(),
         };
         Ok((runtime, Handle { requests: tx }))
     }
@@ -499,6 +534,10 @@ impl NodeRuntime {
             }
             Request::Count(metric) => self.metrics.incr(metric),
             Request::Mix(request) => self.on_mix_request(request),
+            Request::Leader(reply) => {
+                let _ = reply.send(self.leader_report());
+            }
+            Request::Election(command, reply) => self.election_command(command, reply),
         }
     }
 
@@ -511,6 +550,7 @@ impl NodeRuntime {
         let dht = self.node.dht();
         Stats {
             node_id: self.node.id().to_hex(),
+            signing_key: allium_engine::identity::hex(&self.node.identity().public().signing_key),
             listen: self.listen,
             uptime_ms: self.now().as_millis(),
             bootstrapped: dht.is_bootstrapped(),
@@ -540,6 +580,7 @@ impl NodeRuntime {
         }
         // Send and reply commands the engine did not refuse in that drain were taken.
         self.answer_accepted();
+        self.answer_election_accepted();
         // Durable before acknowledged: a transmit may confirm a stored record.
         self.store.apply(persist)?;
         for (to, bytes) in transmits {
@@ -583,6 +624,9 @@ impl NodeRuntime {
             Event::Rewards(event) => tracing::info!(?event, "rewards event"),
             Event::Rejected { from, error } => tracing::debug!(%from, %error, "rejected datagram"),
             Event::CommandRejected { id, reason } => {
+                if self.on_election_rejected(id, &reason) {
+                    return;
+                }
                 self.fetches.remove(&id);
                 self.on_mix_rejected(id, reason.clone());
                 if let Some(reply) = self.opening.remove(&id) {

@@ -71,10 +71,18 @@ async fn start_cluster_roles(
             let identity = Identity::from_seed(&node_seed, CryptoSuite::Real);
             let bootstrap = if i == 0 { Vec::new() } else { vec![addr(0)] };
             let store = Store::memory_with_identity(&identity);
-            let (runtime, handle) =
-                NodeRuntime::start(addr(i), bootstrap, params, relay_of(i), mix_of(seed, i), store, node_seed)
-                    .await
-                    .unwrap();
+            let (runtime, handle) = NodeRuntime::start(
+                addr(i),
+                bootstrap,
+                params,
+                relay_of(i),
+                mix_of(seed, i),
+                Default::default(),
+                store,
+                node_seed,
+            )
+            .await
+            .unwrap();
             tx.send(handle).unwrap();
             runtime.run(std::future::pending()).await.unwrap();
         });

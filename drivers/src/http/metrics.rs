@@ -98,6 +98,7 @@ mod tests {
     fn counters_and_gauges_render_in_prometheus_format() {
         let stats = Stats {
             node_id: "ab".into(),
+            signing_key: "cd".into(),
             listen: "127.0.0.1:1".parse().unwrap(),
             uptime_ms: 5_000,
             bootstrapped: true,

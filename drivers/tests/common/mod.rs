@@ -53,6 +53,17 @@ impl NodeProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
+        let (mut node, _) = Self::init(dir, bootstrap, extra, env);
+        if !toml.is_empty() {
+            node.append_config(toml);
+        }
+        node.spawn();
+        node
+    }
+
+    /// `allium-node init` in `dir` only (start it with [`NodeProcess::restart`]);
+    /// also returns what `init` printed (node id, signing key).
+    pub fn init(dir: &Path, bootstrap: &[SocketAddr], extra: &[&str], env: &[(&str, &str)]) -> (Self, String) {
         let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
         let (listen, control, metrics) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let out = Command::new(BIN)
@@ -68,12 +79,7 @@ impl NodeProcess {
             .output()
             .unwrap();
         assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
-        if !toml.is_empty() {
-            let path = dir.join("config.toml");
-            let config = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(&path, format!("{config}\n{toml}\n")).unwrap();
-        }
-        let mut node = NodeProcess {
+        let node = NodeProcess {
             dir: dir.to_path_buf(),
             listen,
             control,
@@ -84,8 +90,19 @@ impl NodeProcess {
             extra: extra.iter().map(ToString::to_string).collect(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        node.spawn();
-        node
+        (node, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Appends `toml` to the node's config.toml.
+    pub fn append_config(&self, toml: &str) {
+        let path = self.dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{config}\n{toml}\n")).unwrap();
+    }
+
+    /// Whether the process is running (not killed or stopped by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `allium-node run --amnesia` with flags only: no init, no config file.

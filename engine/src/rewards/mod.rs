@@ -10,14 +10,17 @@
 //! * [`challenge`]: storage challenges and their BLAKE3 slice proofs.
 //! * [`probe`]: bandwidth probes and the [`ProbeMeter`] estimator.
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
-//! * [`settle`]: the payout formula ([`settle()`]).
+//! * [`mod@settle`]: the payout formula ([`settle()`]).
+//! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
+//! * `params.rs`: [`RewardsParams`] (`[rewards]`).
+//!
+//! The node's part:
+//!
 //! * [`ledger`]: the per-peer byte ledger the node fills from its machines.
 //! * [`machine`]: the [`Rewards`] machine in the node (receipts,
 //!   registration, spot checks, claims, settlement, audit);
 //!   [`messages`]: its datagrams.
 //! * [`clock`]: [`clock::RewardsConfig`] and the shared epoch clock.
-//! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
-//! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
 //! `README.md` in this folder states the formula with a worked example
 //! and argues for each rule.

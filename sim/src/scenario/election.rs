@@ -1,13 +1,14 @@
-//! Election groups in a scenario (`[election]`): which nodes form lease
+//! Election groups in a scenario (`[groups]`): which nodes form lease
 //! groups, and the leader kills that exercise failover. The engine's own
 //! election parameters (lease, grace, drift bound) are `[params.election]`.
 
 use super::{ScenarioError, invalid};
 use serde::{Deserialize, Serialize};
 
-/// Lease-election groups. The first `groups × group_size` nodes to join
-/// form the groups, in join order: node `i` is member `i mod group_size`
-/// of group `i / group_size`, with priority `200 − member` (so member 0
+/// Lease-election groups (`[groups]`; the section is not called
+/// `[election]`, which `--set` reads as the engine's `[params.election]`).
+/// The first `count × size` nodes to join form the groups, in join order:
+/// node `i` is member `i mod size` of group `i / size`, with priority `200 − member` (so member 0
 /// is preferred, and takes the role back after a restart when
 /// `params.election.preempt` is on). A founder key drawn from the seed
 /// signs every group's membership.
@@ -15,9 +16,9 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct ElectionScenario {
     /// Number of groups. Default 0 (no election, and existing scenarios are unchanged).
-    pub groups: u32,
+    pub count: u32,
     /// Members per group (1 ..= 64). Default 5.
-    pub group_size: u32,
+    pub size: u32,
     /// Interval between leader kills during the safety phase, in seconds:
     /// each kill crashes the node holding the lease of the next group in
     /// turn (a group with no leader at that instant is skipped, and no kill
@@ -30,24 +31,24 @@ pub struct ElectionScenario {
 
 impl Default for ElectionScenario {
     fn default() -> Self {
-        ElectionScenario { groups: 0, group_size: 5, kill_leader_every_secs: 0, restart_after_secs: 30 }
+        ElectionScenario { count: 0, size: 5, kill_leader_every_secs: 0, restart_after_secs: 30 }
     }
 }
 
 impl ElectionScenario {
     /// Whether any group is configured.
     pub fn enabled(&self) -> bool {
-        self.groups > 0
+        self.count > 0
     }
 
     /// Number of nodes that are group members.
     pub fn members(&self) -> u32 {
-        self.groups.saturating_mul(self.group_size)
+        self.count.saturating_mul(self.size)
     }
 
     /// The group and member number of node `index`, if it is a member.
     pub fn member_of(&self, index: u32) -> Option<(u32, u32)> {
-        (self.enabled() && index < self.members()).then(|| (index / self.group_size, index % self.group_size))
+        (self.enabled() && index < self.members()).then(|| (index / self.size, index % self.size))
     }
 
     /// Whether killed leaders come back (the world then keeps persisted state).
@@ -57,11 +58,11 @@ impl ElectionScenario {
 
     /// Checks ranges: group size in `1 ..= 64`, and every member among the `nodes`.
     pub fn validate(&self, nodes: u32) -> Result<(), ScenarioError> {
-        if !(1..=64).contains(&self.group_size) {
-            return Err(invalid("election.group_size", "must be in 1 ..= 64"));
+        if !(1..=64).contains(&self.size) {
+            return Err(invalid("groups.size", "must be in 1 ..= 64"));
         }
         if self.members() > nodes {
-            return Err(invalid("election.groups", "groups × group_size must be at most the number of nodes"));
+            return Err(invalid("groups.count", "count × size must be at most the number of nodes"));
         }
         Ok(())
     }

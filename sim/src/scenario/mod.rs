@@ -90,8 +90,8 @@ pub struct Scenario {
     pub relays: RelaysConfig,
     /// Which nodes are mixes, providers and mix clients (`[mixnet]`).
     pub mixnet: MixnetConfig,
-    /// Lease-election groups and leader kills (`[election]`).
-    pub election: ElectionScenario,
+    /// Lease-election groups and leader kills (`[groups]`).
+    pub groups: ElectionScenario,
     /// Checker settings (`[checks]`).
     pub checks: ChecksConfig,
     /// Bounds of the fault mix drawn by `--swarm` and `chaos` (`[swarm]`).
@@ -116,7 +116,7 @@ impl Default for Scenario {
             faults: FaultsConfig::default(),
             relays: RelaysConfig::default(),
             mixnet: MixnetConfig::default(),
-            election: ElectionScenario::default(),
+            groups: ElectionScenario::default(),
             checks: ChecksConfig::default(),
             swarm: SwarmBounds::default(),
             params: Params::default(),
@@ -425,10 +425,10 @@ impl Scenario {
         self.faults.validate(&self.network.regions)?;
         self.relays.validate()?;
         self.mixnet.validate(self.nodes, self.params.mix.layers)?;
-        self.election.validate(self.nodes)?;
+        self.groups.validate(self.nodes)?;
         // Lease safety holds for clock rates within the engine's drift bound.
         let bound_ppm = (self.params.election.max_drift * 1e6) as u64;
-        if self.election.enabled()
+        if self.groups.enabled()
             && (self.faults.clock.drift_ppm_max > bound_ppm || self.swarm.clock_drift_ppm_max > bound_ppm)
         {
             return Err(invalid(

@@ -1,4 +1,4 @@
-//! Election groups (`[election]`): their signed memberships, the leases the
+//! Election groups (`[groups]`): their signed memberships, the leases the
 //! members hold (observed after every input, converted to true time, into
 //! the trace), and the leader kills of the safety phase.
 
@@ -36,13 +36,13 @@ impl ElectionBook {
     /// Signs every group's membership: node `i < groups × group_size` is
     /// member `i mod group_size` of group `i / group_size`, priority `200 − member`.
     pub(super) fn new(scenario: &Scenario, seed: u64) -> Self {
-        let cfg = &scenario.election;
+        let cfg = &scenario.groups;
         let founder = Identity::from_seed(&NodeSeed::derive(seed, FOUNDER_INDEX), scenario.crypto_suite);
-        let groups = (0..cfg.groups)
+        let groups = (0..cfg.count)
             .map(|g| {
-                let members = (0..cfg.group_size)
+                let members = (0..cfg.size)
                     .map(|m| {
-                        let index = g * cfg.group_size + m;
+                        let index = g * cfg.size + m;
                         let identity =
                             Identity::from_seed(&NodeSeed::derive(seed, u64::from(index)), scenario.crypto_suite);
                         Member::of(&identity, addr_of(index), 200u32.saturating_sub(m) as u8)
@@ -65,7 +65,7 @@ impl ElectionBook {
     /// The election configuration of node `index` (its group, if any).
     pub(super) fn config_for(&self, scenario: &Scenario, index: u32) -> ElectionConfig {
         let groups = scenario
-            .election
+            .groups
             .member_of(index)
             .and_then(|(g, _)| self.groups.get(g as usize).cloned())
             .into_iter()
@@ -79,7 +79,7 @@ impl World {
     /// extended its group's lease (belief end converted to true time).
     pub(super) fn observe_lease(&mut self, key: NodeKey) {
         let Some(sn) = self.nodes.get(key) else { return };
-        let Some((group, _)) = self.scenario.election.member_of(sn.index) else { return };
+        let Some((group, _)) = self.scenario.groups.member_of(sn.index) else { return };
         let Some(node) = sn.node.as_ref() else { return };
         let local_now = sn.clock.local(self.now);
         let until = node
@@ -112,14 +112,14 @@ impl World {
     /// After node `index` was spawned: once the last member of its group is,
     /// records the group and its failover budget.
     pub(super) fn announce_group(&mut self, index: u32) {
-        let cfg = &self.scenario.election;
+        let cfg = &self.scenario.groups;
         let Some((group, member)) = cfg.member_of(index) else { return };
-        if member + 1 != cfg.group_size {
+        if member + 1 != cfg.size {
             return;
         }
         let net = &self.scenario.network;
-        let regions: Vec<usize> = (0..cfg.group_size)
-            .filter_map(|m| self.by_index.get((group * cfg.group_size + m) as usize))
+        let regions: Vec<usize> = (0..cfg.size)
+            .filter_map(|m| self.by_index.get((group * cfg.size + m) as usize))
             .map(|&key| usize::from(self.nodes[key].region))
             .collect();
         let latency = |a: usize, b: usize| net.latency_ms.get(a).and_then(|row| row.get(b)).copied().unwrap_or(0);
@@ -131,14 +131,14 @@ impl World {
             .max()
             .unwrap_or(0);
         let budget_ms = self.scenario.params.election.lease_ms + 2 * round_trip;
-        let event = TraceEvent::ElectionGroup { at: self.now, group, members: cfg.group_size, budget_ms };
+        let event = TraceEvent::ElectionGroup { at: self.now, group, members: cfg.size, budget_ms };
         self.recorder.record(&event);
     }
 
     /// Schedules the first leader kill of the safety phase.
     pub(super) fn schedule_leader_kills(&mut self) {
-        let every = self.scenario.election.kill_leader_every_secs;
-        if self.scenario.election.enabled() && every > 0 {
+        let every = self.scenario.groups.kill_leader_every_secs;
+        if self.scenario.groups.enabled() && every > 0 {
             let at = self.now + every * NANOS;
             if at < self.scenario.liveness_start() {
                 self.queue.push(at, Ev::LeaderKill);
@@ -151,8 +151,8 @@ impl World {
     /// while a partition is in force: failover is measured where a majority
     /// of the survivors can reach each other (partitions test safety).
     pub(super) fn kill_leader(&mut self) {
-        let cfg = self.scenario.election.clone();
-        let group = self.election.next_kill % cfg.groups;
+        let cfg = self.scenario.groups.clone();
+        let group = self.election.next_kill % cfg.count;
         self.election.next_kill = self.election.next_kill.wrapping_add(1);
         let now = self.now;
         let next = now + cfg.kill_leader_every_secs * NANOS;

@@ -106,7 +106,7 @@ enum Ev {
     Destination { node: NodeKey, stream: allium_engine::circuit::StreamHandle, reply: Option<(u64, u64)> },
     /// A relay replacement.
     RelayChurn,
-    /// The next group's leader is killed (`[election]`).
+    /// The next group's leader is killed (`[groups]`).
     LeaderKill,
     /// A command with an id chosen (and traced) when it was queued.
     Issue { node: NodeKey, id: u64, command: allium_engine::Command },
@@ -249,9 +249,7 @@ impl World {
             retired: Metrics::default(),
             counters: Counters::default(),
             outputs: Vec::new(),
-            keep_persisted: options.keep_persisted_state
-                || scenario.faults.can_restart()
-                || scenario.election.restarts(),
+            keep_persisted: options.keep_persisted_state || scenario.faults.can_restart() || scenario.groups.restarts(),
             commands_open: false,
             churn_open: false,
             probe_total: 0,
@@ -430,7 +428,7 @@ impl World {
                 metrics.insert(alias.to_string(), engine.get(name) as f64);
             }
         }
-        if scenario.election.enabled() {
+        if scenario.groups.enabled() {
             let overlaps = checkers.by_checker.get("lease_exclusive").copied().unwrap_or(0);
             metrics.insert("election.leaders_overlap".to_string(), overlaps as f64);
             metrics.insert("election.kills.no_leader".to_string(), election.kills_skipped as f64);
