@@ -51,7 +51,7 @@ use crate::dht::{DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
-use crate::rewards::ledger::{Direction, Service, Usage};
+use crate::rewards::ledger::{Direction, Service, Usage, UsageReports};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use crate::wire::WireError;
@@ -169,9 +169,7 @@ pub struct Circuits {
     upkeep: upkeep::Upkeep,
     outputs: VecDeque<Output>,
     /// Cells moved on known links, for the rewards ledger (drained by [`crate::Node`]).
-    usage: VecDeque<Usage>,
-    /// Whether cells are reported through [`Circuits::poll_usage`] (rewards on).
-    track_usage: bool,
+    usage: UsageReports,
     metrics: Metrics,
     /// Test hook: flip one bit of the n-th cell this node relays (1-based).
     #[cfg(any(test, feature = "test-hooks"))]
@@ -224,8 +222,7 @@ impl Circuits {
             next_dht: 0,
             upkeep: upkeep::Upkeep::new(now),
             outputs: VecDeque::new(),
-            usage: VecDeque::new(),
-            track_usage: false,
+            usage: UsageReports::default(),
             metrics: Metrics::default(),
             #[cfg(any(test, feature = "test-hooks"))]
             corrupt_relayed: None,
@@ -313,15 +310,12 @@ impl Circuits {
     /// named in EXTEND); the previous hop of a relayed circuit is not
     /// authenticated and stays `None`.
     pub fn poll_usage(&mut self) -> Option<Usage> {
-        self.usage.pop_front()
+        self.usage.pop()
     }
 
     /// Turns the reports of [`Circuits::poll_usage`] on or off (default off).
     pub fn set_usage_tracking(&mut self, on: bool) {
-        self.track_usage = on;
-        if !on {
-            self.usage.clear();
-        }
+        self.usage.set_enabled(on);
     }
 
     /// Test hook: flip one bit of the `n`-th cell (counted from 1) this node
@@ -430,7 +424,7 @@ impl Circuits {
 
     /// Reports a FORWARD or BACKWARD cell on a known link to the ledger.
     fn count_cell(&mut self, peer: Addr, cell: &Cell, direction: Direction, len: usize) {
-        if !self.track_usage {
+        if !self.usage.is_enabled() {
             return;
         }
         let key = (peer, cell.circ_id());
@@ -454,13 +448,7 @@ impl Circuits {
         } else {
             return;
         };
-        self.usage.push_back(Usage {
-            peer: id,
-            addr: peer,
-            service: Service::RelayedCell,
-            direction,
-            bytes: len as u64,
-        });
+        self.usage.push(Usage { peer: id, addr: peer, service: Service::RelayedCell, direction, bytes: len as u64 });
     }
 
     /// Sends a DESTROY (`backward`: towards the client) on a link.

@@ -42,7 +42,7 @@ use crate::dht::{DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, CommandId, Event, Output};
-use crate::rewards::ledger::{Direction, Service as LedgerService, Usage};
+use crate::rewards::ledger::{Direction, Service as LedgerService, Usage, UsageReports};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use crate::timers::Timers;
@@ -123,9 +123,7 @@ pub struct Mixnet {
     next_dht: u64,
     outputs: VecDeque<Output>,
     /// Packets and deliveries moved, for the rewards ledger (drained by [`crate::Node`]).
-    usage: VecDeque<Usage>,
-    /// Whether [`Mixnet::poll_usage`] reports anything (rewards on).
-    track_usage: bool,
+    usage: UsageReports,
     metrics: Metrics,
 }
 
@@ -169,8 +167,7 @@ impl Mixnet {
             dht_pending: BTreeMap::new(),
             next_dht: 0,
             outputs: VecDeque::new(),
-            usage: VecDeque::new(),
-            track_usage: false,
+            usage: UsageReports::default(),
             metrics: Metrics::default(),
         };
         if let Some(descriptor) = mixnet.own_descriptor() {
@@ -254,24 +251,21 @@ impl Mixnet {
     /// address is a mix or provider of the topology, or a subscribed client
     /// of this provider; otherwise `None`.
     pub fn poll_usage(&mut self) -> Option<Usage> {
-        self.usage.pop_front()
+        self.usage.pop()
     }
 
     /// Turns the reports of [`Mixnet::poll_usage`] on or off (default off).
     pub fn set_usage_tracking(&mut self, on: bool) {
-        self.track_usage = on;
-        if !on {
-            self.usage.clear();
-        }
+        self.usage.set_enabled(on);
     }
 
     /// Reports a packet or delivery exchanged with `addr` to the ledger.
     fn count(&mut self, addr: Addr, direction: Direction, len: usize) {
-        if !self.track_usage {
+        if !self.usage.is_enabled() {
             return;
         }
         let peer = self.topology.id_at(&addr).or_else(|| self.service.as_ref().and_then(|s| s.subscriber_at(&addr)));
-        self.usage.push_back(Usage { peer, addr, service: LedgerService::MixPacket, direction, bytes: len as u64 });
+        self.usage.push(Usage { peer, addr, service: LedgerService::MixPacket, direction, bytes: len as u64 });
     }
 
     /// Handles a mixnet datagram (`bytes` whole, header included) from `from`.

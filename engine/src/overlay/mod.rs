@@ -35,7 +35,7 @@ use crate::dht::{DhtEvent, Key, PeerInfo};
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, CommandId, Event, Output};
-use crate::rewards::ledger::{Direction, Service, Usage};
+use crate::rewards::ledger::{Direction, Service, Usage, UsageReports};
 use crate::rng::EngineRng;
 use crate::time::Instant;
 use fetch::Fetch;
@@ -223,9 +223,7 @@ pub struct Overlay {
     dht_requests: VecDeque<(u64, DhtRequest)>,
     outputs: VecDeque<Output>,
     /// Block bytes served and verified, for the rewards ledger (drained by [`crate::Node`]).
-    usage: VecDeque<Usage>,
-    /// Whether [`Overlay::poll_usage`] reports anything (rewards on).
-    track_usage: bool,
+    usage: UsageReports,
     metrics: Metrics,
 }
 
@@ -265,8 +263,7 @@ impl Overlay {
             next_dht: 0,
             dht_requests: VecDeque::new(),
             outputs: VecDeque::new(),
-            usage: VecDeque::new(),
-            track_usage: false,
+            usage: UsageReports::default(),
             metrics: Metrics::default(),
         };
         overlay.restore_index(now);
@@ -339,22 +336,17 @@ impl Overlay {
     /// requester, stays `None`), or piece bytes served to a requester
     /// (`None`: the requester's identity is not known here).
     pub fn poll_usage(&mut self) -> Option<Usage> {
-        self.usage.pop_front()
+        self.usage.pop()
     }
 
     /// Turns the reports of [`Overlay::poll_usage`] on or off (default off).
     pub fn set_usage_tracking(&mut self, on: bool) {
-        self.track_usage = on;
-        if !on {
-            self.usage.clear();
-        }
+        self.usage.set_enabled(on);
     }
 
     /// Reports block bytes exchanged with a peer to the ledger.
     fn count(&mut self, peer: Option<NodeId>, addr: Addr, direction: Direction, bytes: usize) {
-        if self.track_usage {
-            self.usage.push_back(Usage { peer, addr, service: Service::Chunk, direction, bytes: bytes as u64 });
-        }
+        self.usage.push(Usage { peer, addr, service: Service::Chunk, direction, bytes: bytes as u64 });
     }
 
     /// The earliest instant the machine needs a timeout.

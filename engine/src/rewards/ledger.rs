@@ -23,7 +23,7 @@
 use crate::identity::NodeId;
 use crate::metrics::Metrics;
 use crate::node::Addr;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Default bound on the peers tracked per epoch.
 pub const DEFAULT_MAX_PEERS: usize = 4096;
@@ -88,6 +88,41 @@ pub struct Usage {
     pub direction: Direction,
     /// How many bytes.
     pub bytes: u64,
+}
+
+/// The usage reports a protocol machine queues for the node's ledger:
+/// nothing is kept while reporting is off (rewards disabled, the default).
+#[derive(Clone, Debug, Default)]
+pub struct UsageReports {
+    on: bool,
+    queue: VecDeque<Usage>,
+}
+
+impl UsageReports {
+    /// Turns reporting on or off; turning it off drops what is queued.
+    pub fn set_enabled(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.queue.clear();
+        }
+    }
+
+    /// Whether reports are kept.
+    pub fn is_enabled(&self) -> bool {
+        self.on
+    }
+
+    /// Queues `usage` if reporting is on.
+    pub fn push(&mut self, usage: Usage) {
+        if self.on {
+            self.queue.push_back(usage);
+        }
+    }
+
+    /// The oldest queued report.
+    pub fn pop(&mut self) -> Option<Usage> {
+        self.queue.pop_front()
+    }
 }
 
 /// Bytes exchanged with one peer (or unattributed) in one epoch.
