@@ -12,23 +12,14 @@
 
 mod common;
 
-use common::{BIN, NodeProcess, eventually};
+use common::{BIN, NodeProcess, eventually, text};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "publishers";
 /// Priorities of nodes 0, 1, 2: node 0 is the one preemption favours.
 const PRIORITIES: [u8; 3] = [30, 20, 10];
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn cli(args: &[&str]) -> String {
     let out = Command::new(BIN).args(args).output().unwrap();

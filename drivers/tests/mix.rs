@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{BIN, NodeProcess, eventually};
+use common::{BIN, NodeProcess, eventually, text};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -40,15 +40,6 @@ fn message_bytes(len: usize) -> Vec<u8> {
     }
     out.truncate(len);
     out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn stdout(out: &Output) -> String {
