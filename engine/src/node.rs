@@ -299,7 +299,7 @@ impl Node {
         let election =
             Election::new(now, &identity, params.election.clone(), election, &memberships, seed.stream("election"));
         let counting = rewards.enabled;
-        let rewards = Rewards::new(now, &identity, params.rewards.clone(), rewards, seed.stream("rewards"));
+        let rewards = Rewards::new(now, &identity, local_addr, params.rewards.clone(), rewards, seed.stream("rewards"));
         let mut node = Node {
             identity,
             params,

@@ -37,7 +37,7 @@ use super::clock::{EpochClock, RewardsConfig};
 use super::inputs::{ChallengeOutcome, EpochInputs, NodeEntry};
 use super::ledger::{ByteLedger, Usage};
 use super::messages::{
-    Announce, Declared, INPUTS_PART_BYTES, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
+    ANNOUNCE_FANOUT, Announce, Declared, INPUTS_PART_BYTES, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
     RewardsMessage,
 };
 use super::probe::{ProbeMeter, ProbeResult};
@@ -242,6 +242,8 @@ pub struct RewardsStatus {
 /// The rewards machine; see the module documentation.
 pub struct Rewards {
     identity: Identity,
+    /// Where this node is reachable (announced when it coordinates).
+    local_addr: Addr,
     config: RewardsConfig,
     params: RewardsParams,
     clock: EpochClock,
@@ -291,12 +293,14 @@ impl core::fmt::Debug for Rewards {
 }
 
 impl Rewards {
-    /// The rewards machine of the node `identity`; idle (no timers, no
-    /// counting, every rewards datagram refused) unless `config.enabled`.
-    /// `rng`: the node's `rewards` stream (nonces, check instants).
+    /// The rewards machine of the node `identity`, reachable at
+    /// `local_addr`; idle (no timers, no counting, every rewards datagram
+    /// refused) unless `config.enabled`. `rng`: the node's `rewards`
+    /// stream (nonces, check instants, announcement fanout).
     pub fn new(
         now: Instant,
         identity: &Identity,
+        local_addr: Addr,
         params: RewardsParams,
         config: RewardsConfig,
         rng: EngineRng,
@@ -307,6 +311,7 @@ impl Rewards {
         let interval = params.receipt_interval();
         Rewards {
             identity: Identity::from_secret(&identity.secret_bytes(), identity.suite()),
+            local_addr,
             config,
             params,
             clock,
@@ -503,25 +508,47 @@ impl Rewards {
         if announce.epoch != self.clock.epoch_at(now) {
             return self.refuse("rewards.announce.wrong_epoch", "announcement for an epoch not current");
         }
-        if !announce.verify() {
-            return self.refuse("rewards.announce.invalid", "bad announcement signature");
-        }
         let id = announce.coordinator();
         if id == self.identity.id() {
             return self.refuse("rewards.announce.self", "own announcement");
         }
         match self.coordinators.get(&announce.epoch) {
+            // Passed on by several peers: the copies after the first are expected.
+            Some(c) if c.1 == announce.coordinator_key => {
+                self.metrics.incr("rewards.announce.duplicate");
+                return Ok(());
+            }
             // The first verified announcement of an epoch wins (see README).
-            Some(c) if c.0 != id => return self.refuse("rewards.announce.conflict", "another coordinator announced"),
-            _ => {}
+            Some(_) => return self.refuse("rewards.announce.conflict", "another coordinator announced"),
+            None => {}
         }
-        self.coordinators.insert(announce.epoch, (id, announce.coordinator_key, from));
+        if !announce.verify() {
+            return self.refuse("rewards.announce.invalid", "bad announcement signature");
+        }
+        let target = announce.register_addr(from);
+        self.coordinators.insert(announce.epoch, (id, announce.coordinator_key, target));
+        self.forward_announce(from, &announce, env);
         self.metrics.incr("rewards.register.sent");
         let stored = declared_chunks(env.store);
         let group = announce.group.clone();
         let register = Register::sign(&self.identity, &group, announce.epoch, stored);
-        self.send(from, &RewardsMessage::Register(register));
+        self.send(target, &RewardsMessage::Register(register));
         Ok(())
+    }
+
+    /// Passes a newly accepted announcement on to [`ANNOUNCE_FANOUT`]
+    /// random routing-table peers (not its sender, not the coordinator).
+    fn forward_announce(&mut self, from: Addr, announce: &Announce, env: &RewardsEnv<'_>) {
+        let coordinator = announce.coordinator();
+        let mut peers: Vec<Addr> =
+            (env.peers)().into_iter().filter(|(id, addr)| *id != coordinator && *addr != from).map(|p| p.1).collect();
+        let message = RewardsMessage::Announce(announce.clone());
+        for i in 0..peers.len().min(ANNOUNCE_FANOUT) {
+            let pick = i + below(&mut self.rng, (peers.len() - i) as u64) as usize;
+            peers.swap(i, pick);
+            self.send(peers[i], &message);
+        }
+        self.metrics.incr("rewards.announce.forwarded");
     }
 
     fn on_probe_request(&mut self, from: Addr, epoch: u64, nonce: [u8; 32], bytes: u64) -> Result<(), WireError> {
@@ -923,12 +950,12 @@ impl Rewards {
             let me = self.identity.public().signing_key;
             gathered.registered.insert(self.identity.id(), Registration { key: me, addr: None, stored: Vec::new() });
             self.gathered.insert(current, gathered);
-            self.coordinators.insert(current, (self.identity.id(), me, self.config_addr()));
+            self.coordinators.insert(current, (self.identity.id(), me, self.local_addr));
             self.metrics.incr("rewards.coord.epochs_opened");
             self.next_announce = Some(now);
         }
         if self.next_announce.is_some_and(|t| t <= now) {
-            let announce = RewardsMessage::Announce(Announce::sign(&self.identity, &group, current));
+            let announce = RewardsMessage::Announce(Announce::sign(&self.identity, &group, current, self.local_addr));
             let registered = self.gathered.get(&current).map(|g| g.registered.keys().copied().collect::<Vec<_>>());
             let registered = registered.unwrap_or_default();
             for (id, addr) in (env.peers)() {
@@ -938,11 +965,6 @@ impl Rewards {
             }
             self.next_announce = Some(now.saturating_add(self.params.receipt_interval()));
         }
-    }
-
-    /// A placeholder address for this node's own entry (never sent to).
-    fn config_addr(&self) -> Addr {
-        Addr::from(([0, 0, 0, 0], 0))
     }
 
     /// Starts the spot checks that are due and closes the timed-out ones.

@@ -11,6 +11,7 @@ use super::challenge::{Challenge, ChallengeAnswer};
 use super::receipt::Receipt;
 use super::record::EpochRecord;
 use crate::identity::{Identity, NodeId, SIGNATURE_LEN, verify_signature};
+use crate::node::Addr;
 use crate::overlay::{BlockId, Cid};
 use crate::wire::{self, MessageKind, WireError};
 
@@ -20,6 +21,10 @@ pub const ANNOUNCE_CONTEXT: &[u8] = b"allium 2026-11 rewards announce v1\0";
 pub const REGISTER_CONTEXT: &[u8] = b"allium 2026-11 rewards register v1\0";
 /// Most chunks a registration declares.
 pub const MAX_DECLARED: usize = 64;
+/// Peers a node passes an accepted announcement on to (once per epoch).
+/// With every node forwarding to 12 random peers, a node is missed with
+/// probability about e^-12 (6 in a million) per epoch.
+pub const ANNOUNCE_FANOUT: usize = 12;
 /// Payload bytes of one probe datagram (16 KiB).
 pub const PROBE_DATAGRAM_BYTES: usize = 16 * 1024;
 /// Bytes of encoded epoch inputs per [`RewardsMessage::Inputs`] part (48 KiB).
@@ -28,8 +33,10 @@ pub const INPUTS_PART_BYTES: usize = 48 * 1024;
 /// larger manifest is not declared for storage challenges.
 pub const MAX_ANSWER_MANIFEST: usize = 32 * 1024;
 
-/// "I coordinate `group` in `epoch`": sent by the lease holder to the
-/// peers of its routing table.
+/// "I coordinate `group` in `epoch`, at `addr`": sent by the lease holder
+/// to the peers of its routing table, and passed on once per epoch by
+/// every node that accepts it (to [`ANNOUNCE_FANOUT`] random peers of its
+/// own table), so that it reaches nodes the coordinator does not know.
 #[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct Announce {
     /// The rewards (election) group.
@@ -38,6 +45,9 @@ pub struct Announce {
     pub epoch: u64,
     /// The coordinator's Ed25519 public key.
     pub coordinator_key: [u8; 32],
+    /// Where to register: the coordinator's own address (an unspecified
+    /// address or port 0 means "where this announcement came from").
+    pub addr: Addr,
     /// Its signature over the fields above.
     pub signature: [u8; SIGNATURE_LEN],
 }
@@ -144,12 +154,13 @@ pub enum RewardsMessage {
 }
 
 impl Announce {
-    /// An announcement signed by `identity`.
-    pub fn sign(identity: &Identity, group: &str, epoch: u64) -> Announce {
+    /// An announcement signed by `identity`, reachable at `addr`.
+    pub fn sign(identity: &Identity, group: &str, epoch: u64, addr: Addr) -> Announce {
         let mut a = Announce {
             group: group.to_string(),
             epoch,
             coordinator_key: identity.public().signing_key,
+            addr,
             signature: [0; SIGNATURE_LEN],
         };
         a.signature = identity.sign(&a.message());
@@ -158,7 +169,7 @@ impl Announce {
 
     fn message(&self) -> Vec<u8> {
         let mut m = ANNOUNCE_CONTEXT.to_vec();
-        m.extend(wire::encode_plain(&(&self.group, self.epoch, self.coordinator_key)));
+        m.extend(wire::encode_plain(&(&self.group, self.epoch, self.coordinator_key, self.addr)));
         m
     }
 
@@ -170,6 +181,12 @@ impl Announce {
     /// The coordinator's id.
     pub fn coordinator(&self) -> NodeId {
         NodeId::from_public_key(&self.coordinator_key)
+    }
+
+    /// Where to register, for an announcement that arrived from `from`:
+    /// the announced address, or `from` when none was announced.
+    pub fn register_addr(&self, from: Addr) -> Addr {
+        if self.addr.ip().is_unspecified() || self.addr.port() == 0 { from } else { self.addr }
     }
 }
 
@@ -242,12 +259,20 @@ mod tests {
     #[test]
     fn announcements_and_registrations_are_signed() {
         let id = Identity::from_seed(&NodeSeed::derive(7, 2), CryptoSuite::Real);
-        let a = Announce::sign(&id, "g", 3);
+        let at = Addr::from(([10, 0, 0, 1], 4000));
+        let a = Announce::sign(&id, "g", 3, at);
         assert!(a.verify());
         assert_eq!(a.coordinator(), id.id());
+        let relay = Addr::from(([10, 0, 0, 2], 4000));
+        assert_eq!(a.register_addr(relay), at);
         let mut b = a.clone();
         b.epoch = 4;
         assert!(!b.verify());
+        let mut moved = a.clone();
+        moved.addr = relay;
+        assert!(!moved.verify(), "the address is signed");
+        let unannounced = Announce::sign(&id, "g", 3, Addr::from(([0, 0, 0, 0], 4000)));
+        assert_eq!(unannounced.register_addr(relay), relay);
         let d = Declared { cid: Cid([1; 32]), chunk_index: 2, block: BlockId([3; 32]), chunk_len: 100 };
         let r = Register::sign(&id, "g", 3, vec![d]);
         assert!(r.verify());
