@@ -33,6 +33,8 @@
 //!   Loopix model, sender anonymity in bits, delivery and reply success, cover fraction).
 //! * `election.*` (scenarios with election groups only): see `stats/election.rs` (failover
 //!   time after a leader goes down, against the group's budget).
+//! * `rewards.*` (scenarios with `[accounting]` only): see `stats/rewards.rs` (conservation,
+//!   honest and cheater shares, what forged receipts, failed challenges and inflation earned).
 //!
 //! Percentiles are exact: every sample is kept and sorted at the end, and
 //! the p-th percentile is the nearest-rank value (the smallest sample with
@@ -41,6 +43,7 @@
 mod circuit;
 mod election;
 mod mix;
+mod rewards;
 
 pub use mix::MixModel;
 
@@ -116,6 +119,7 @@ pub struct Stats {
     circuits: circuit::CircuitStats,
     mix: mix::MixStats,
     election: election::ElectionStats,
+    rewards: rewards::RewardsStats,
 }
 
 /// Overlay measurements.
@@ -218,6 +222,7 @@ impl Stats {
             circuits: circuit::CircuitStats::default(),
             mix: mix::MixStats::default(),
             election: election::ElectionStats::default(),
+            rewards: rewards::RewardsStats::default(),
         }
     }
 
@@ -237,6 +242,7 @@ impl Stats {
         self.circuits.on_event(event);
         self.mix.on_event(event);
         self.election.on_event(event);
+        self.rewards.on_event(event);
         match event {
             TraceEvent::Deliver { bytes, .. } => {
                 self.delivered += 1;
@@ -336,7 +342,11 @@ impl Stats {
             | TraceEvent::MixFailed { .. }
             | TraceEvent::MixPacket { .. }
             | TraceEvent::ElectionGroup { .. }
-            | TraceEvent::LeaseHeld { .. } => {}
+            | TraceEvent::LeaseHeld { .. }
+            | TraceEvent::RewardsNode { .. }
+            | TraceEvent::Cheated { .. }
+            | TraceEvent::EpochSettled { .. }
+            | TraceEvent::Payout { .. } => {}
         }
     }
 
@@ -397,6 +407,7 @@ impl Stats {
         self.circuits.metrics(&mut put);
         self.mix.metrics(&mut put);
         self.election.metrics(&mut put);
+        self.rewards.metrics(&mut put);
         m
     }
 }

@@ -156,6 +156,8 @@ struct PendingClaim {
 #[derive(Debug)]
 struct Published {
     record: EpochRecord,
+    /// The inputs it was computed from (canonical).
+    settled_inputs: EpochInputs,
     inputs: Vec<u8>,
     /// Resends left per registered address.
     resends: BTreeMap<Addr, u8>,
@@ -392,6 +394,12 @@ impl Rewards {
             coordinator: self.coordinators.get(&epoch).map(|c| c.0),
             last_record: self.last.clone(),
         }
+    }
+
+    /// A record this node settled as coordinator (one of the last two),
+    /// with the canonical inputs it was computed from.
+    pub fn settled(&self, epoch: u64) -> Option<(&EpochRecord, &EpochInputs)> {
+        self.published.get(&epoch).map(|p| (&p.record, &p.settled_inputs))
     }
 
     /// The last record this node accepted (built or received).
@@ -698,7 +706,7 @@ impl Rewards {
     /// As coordinator: sends a settled epoch's record and inputs again to a
     /// registered address, at most [`RECORD_RETRIES`] times.
     fn on_record_request(&mut self, from: Addr, epoch: u64) -> Result<(), WireError> {
-        let Some(Published { record, inputs, resends: left }) = self.published.get_mut(&epoch) else {
+        let Some(Published { record, inputs, resends: left, .. }) = self.published.get_mut(&epoch) else {
             return self.refuse("rewards.coord.record_request_unknown", "no such settled epoch");
         };
         let Some(n) = left.get_mut(&from).filter(|n| **n > 0) else {
@@ -1126,7 +1134,7 @@ impl Rewards {
                 self.send(addr, m);
             }
         }
-        self.published.insert(epoch, Published { record: record.clone(), inputs: encoded, resends });
+        self.published.insert(epoch, Published { record: record.clone(), settled_inputs: inputs.clone(), inputs: encoded, resends });
         while self.published.len() > 2 {
             self.published.pop_first();
         }

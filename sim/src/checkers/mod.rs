@@ -28,6 +28,10 @@
 //!   byte for byte one the workload sent, at the node it was sent to.
 //! * [`LeaseExclusive`] (`lease_exclusive`): at no instant of true time do two nodes hold a valid
 //!   lease for the same election group (drifting clocks converted to true time).
+//! * [`RewardsConservation`] (`rewards_conservation`): each settled epoch pays out exactly its
+//!   emission plus carry, its rows add up, and no epoch is settled twice with different records.
+//! * [`RewardsBacked`] (`rewards_backed`): nothing is paid without a valid receipt or proof,
+//!   forged receipts earn nothing, and no bandwidth payout exceeds the probe-capped share.
 
 mod circuits;
 mod election;
@@ -36,6 +40,7 @@ mod liveness;
 mod lookup;
 mod mix;
 mod overlay;
+mod rewards;
 mod routing;
 
 pub use circuits::{CellSize, DataVerdict, RelayAnonymity, StreamIntegrity, StreamTruth, is_circuit_datagram};
@@ -48,6 +53,7 @@ pub use mix::{
     SentMessage, UNLINKABLE_WINDOW_NS, is_mix_datagram, message_bytes, message_nonce,
 };
 pub use overlay::{ChunkVerdict, Holders, OverlayIntegrity, OverlayLiveness, OverlayTruth};
+pub use rewards::{RewardsBacked, RewardsConservation};
 pub use routing::RoutingBound;
 
 use crate::scenario::Scenario;
@@ -100,6 +106,8 @@ pub fn standard(scenario: &Scenario) -> Vec<Box<dyn Checker>> {
         Box::new(MixUnlinkable::default()),
         Box::new(MixMessageIntegrity::default()),
         Box::new(LeaseExclusive::default()),
+        Box::new(RewardsConservation::default()),
+        Box::new(RewardsBacked::default()),
     ]
 }
 

@@ -13,6 +13,7 @@
 //!                                                         └ drain: no new commands ┘
 //! ```
 
+mod accounting;
 mod election;
 mod faults;
 mod mixnet;
@@ -20,6 +21,7 @@ mod overrides;
 mod relays;
 mod swarm;
 
+pub use accounting::AccountingScenario;
 pub use election::ElectionScenario;
 pub use faults::{
     ChurnFault, ClockFault, CorruptFault, CrashFault, FaultsConfig, LossBurst, PacketFaults, PartitionFault,
@@ -92,6 +94,8 @@ pub struct Scenario {
     pub mixnet: MixnetConfig,
     /// Lease-election groups and leader kills (`[groups]`).
     pub groups: ElectionScenario,
+    /// Rewards accounting and cheaters (`[accounting]`).
+    pub accounting: AccountingScenario,
     /// Checker settings (`[checks]`).
     pub checks: ChecksConfig,
     /// Bounds of the fault mix drawn by `--swarm` and `chaos` (`[swarm]`).
@@ -117,6 +121,7 @@ impl Default for Scenario {
             relays: RelaysConfig::default(),
             mixnet: MixnetConfig::default(),
             groups: ElectionScenario::default(),
+            accounting: AccountingScenario::default(),
             checks: ChecksConfig::default(),
             swarm: SwarmBounds::default(),
             params: Params::default(),
@@ -426,6 +431,8 @@ impl Scenario {
         self.relays.validate()?;
         self.mixnet.validate(self.nodes, self.params.mix.layers)?;
         self.groups.validate(self.nodes)?;
+        let epoch_secs = self.params.rewards.epoch_secs;
+        self.accounting.validate(self.nodes, self.groups.count, self.groups.members(), epoch_secs)?;
         // Lease safety holds for clock rates within the engine's drift bound.
         let bound_ppm = (self.params.election.max_drift * 1e6) as u64;
         if self.groups.enabled()

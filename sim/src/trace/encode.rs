@@ -260,5 +260,43 @@ pub fn encode(event: &TraceEvent<'_>, buf: &mut Vec<u8>) {
         TraceEvent::LeaseHeld { at, node, group, until, acquired } => {
             o.u8(44).u64(*at).u32(*node).u32(*group).u64(*until).u8(u8::from(*acquired))
         }
+        TraceEvent::RewardsNode { at, node, cheat, auditor } => {
+            o.u8(45).u64(*at).u32(*node).u8(cheat.code()).u8(u8::from(*auditor))
+        }
+        TraceEvent::Cheated { at, node, epoch, cheat, amount } => {
+            o.u8(46).u64(*at).u32(*node).u64(*epoch).u8(cheat.code()).u64(*amount)
+        }
+        TraceEvent::EpochSettled { at, node, epoch, figures: f } => o
+            .u8(47)
+            .u64(*at)
+            .u32(*node)
+            .u64(*epoch)
+            .u64(f.emission)
+            .u64(f.carried_in)
+            .u64(f.paid)
+            .u64(f.carried_out)
+            .u64(f.bandwidth_pool)
+            .u64(f.credited_bytes)
+            .u32(f.payees)
+            .u32(f.registered)
+            .u32(f.forged_claimed)
+            .u32(f.failed_challenges)
+            .b32(&f.hash),
+        TraceEvent::Payout { at, node, epoch, figures: f } => o
+            .u8(48)
+            .u64(*at)
+            .u32(*node)
+            .u64(*epoch)
+            .u64(f.bandwidth)
+            .u64(f.storage)
+            .u64(f.publisher)
+            .u32(f.valid_receipts)
+            .u64(f.receipted_bytes)
+            .u64(f.cap_bytes)
+            .u64(f.credited_bytes)
+            .u64(f.forged_credit_bytes)
+            .u32(f.passed)
+            .u32(f.failed)
+            .u32(f.publisher_passes),
     };
 }

@@ -9,6 +9,7 @@ use crate::scenario::MixRole;
 use allium_engine::NodeId;
 use allium_engine::mix::MixObservation;
 use allium_engine::overlay::{Cid, Holding};
+use super::rewards::{Cheat, PayoutFigures, SettledFigures};
 
 /// A phase boundary of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -639,6 +640,53 @@ pub enum TraceEvent<'a> {
         /// Whether the member did not hold the lease just before (an acquisition).
         acquired: bool,
     },
+    /// A node's part in rewards accounting (`[accounting]`), at its spawn.
+    RewardsNode {
+        /// When.
+        at: u64,
+        /// Node index.
+        node: u32,
+        /// Honest, or how it cheats.
+        cheat: Cheat,
+        /// Whether it audits records.
+        auditor: bool,
+    },
+    /// The simulator made a cheater cheat.
+    Cheated {
+        /// When.
+        at: u64,
+        /// The cheater.
+        node: u32,
+        /// The epoch cheated in.
+        epoch: u64,
+        /// How.
+        cheat: Cheat,
+        /// How much: bytes receipted falsely (inflater), receipts forged
+        /// (forger), chunks discarded (dropper).
+        amount: u64,
+    },
+    /// A coordinator settled an epoch (its signed record and inputs).
+    EpochSettled {
+        /// When.
+        at: u64,
+        /// The coordinator.
+        node: u32,
+        /// The epoch.
+        epoch: u64,
+        /// The record's figures.
+        figures: SettledFigures,
+    },
+    /// One row of a settled record, with its evidence (follows its `EpochSettled`).
+    Payout {
+        /// When.
+        at: u64,
+        /// The node paid (`u32::MAX`: an id that is no node of the run).
+        node: u32,
+        /// The epoch.
+        epoch: u64,
+        /// Units and evidence.
+        figures: PayoutFigures,
+    },
     /// A periodic routing-table snapshot of one live node.
     Snapshot {
         /// When.
@@ -700,7 +748,11 @@ impl TraceEvent<'_> {
             | TraceEvent::MixFailed { at, .. }
             | TraceEvent::MixPacket { at, .. }
             | TraceEvent::ElectionGroup { at, .. }
-            | TraceEvent::LeaseHeld { at, .. } => *at,
+            | TraceEvent::LeaseHeld { at, .. }
+            | TraceEvent::RewardsNode { at, .. }
+            | TraceEvent::Cheated { at, .. }
+            | TraceEvent::EpochSettled { at, .. }
+            | TraceEvent::Payout { at, .. } => *at,
         }
     }
 }

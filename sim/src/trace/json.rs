@@ -221,6 +221,26 @@ pub fn to_json(event: &TraceEvent<'_>) -> Value {
         TraceEvent::LeaseHeld { at, node, group, until, acquired } => {
             json!({"at": at, "kind": "lease_held", "node": node, "group": group, "until": until, "acquired": acquired})
         }
+        TraceEvent::RewardsNode { at, node, cheat, auditor } => {
+            json!({"at": at, "kind": "rewards_node", "node": node, "cheat": cheat.name(), "auditor": auditor})
+        }
+        TraceEvent::Cheated { at, node, epoch, cheat, amount } => json!({
+            "at": at, "kind": "cheated", "node": node, "epoch": epoch, "cheat": cheat.name(), "amount": amount
+        }),
+        TraceEvent::EpochSettled { at, node, epoch, figures: f } => json!({
+            "at": at, "kind": "epoch_settled", "node": node, "epoch": epoch, "emission": f.emission,
+            "carried_in": f.carried_in, "paid": f.paid, "carried_out": f.carried_out,
+            "bandwidth_pool": f.bandwidth_pool, "credited_bytes": f.credited_bytes, "payees": f.payees,
+            "registered": f.registered, "forged_claimed": f.forged_claimed,
+            "failed_challenges": f.failed_challenges, "hash": hex(&f.hash)
+        }),
+        TraceEvent::Payout { at, node, epoch, figures: f } => json!({
+            "at": at, "kind": "payout", "node": node, "epoch": epoch, "bandwidth": f.bandwidth,
+            "storage": f.storage, "publisher": f.publisher, "valid_receipts": f.valid_receipts,
+            "receipted_bytes": f.receipted_bytes, "cap_bytes": f.cap_bytes, "credited_bytes": f.credited_bytes,
+            "forged_credit_bytes": f.forged_credit_bytes, "passed": f.passed, "failed": f.failed,
+            "publisher_passes": f.publisher_passes
+        }),
         TraceEvent::MixPacket { at, node, observation: o } => {
             let mut value = observation(o);
             if let Value::Object(map) = &mut value {

@@ -6,10 +6,12 @@
 mod encode;
 mod event;
 mod json;
+mod rewards;
 
 pub use encode::{encode, holding_code, packet_kind_code};
 pub use event::{FaultEdge, FetchFigures, Phase, QueryFigures, RecordView, TraceEvent};
 pub use json::to_json;
+pub use rewards::{Cheat, PayoutFigures, SettledFigures};
 
 use crate::checkers::Checker;
 use crate::stats::Stats;

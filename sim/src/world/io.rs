@@ -10,6 +10,7 @@ use crate::net::{DropCause, Fate};
 use crate::trace::{FetchFigures, QueryFigures, RecordView, TraceEvent};
 use allium_engine::dht::{DhtEvent, QueryStats};
 use allium_engine::overlay::{FetchError, OverlayEvent, OverlayMessage};
+use allium_engine::rewards::RewardsEvent;
 use allium_engine::wire::{self, MessageKind};
 use allium_engine::{Addr, Command, Event, Input, Instant, Output, PersistOp};
 
@@ -220,6 +221,7 @@ impl World {
             Event::Dht(DhtEvent::ProvideFinished { .. } | DhtEvent::ProvidersFound { .. }) => {}
             Event::Overlay(event) => self.on_overlay_event(key, event),
             Event::Mix(event) => self.on_mix_event(key, event),
+            Event::Rewards(RewardsEvent::Settled { epoch, .. }) => self.on_settled(key, epoch),
             Event::Election(_) | Event::Rewards(_) => {}
             Event::Rejected { from, error } => {
                 let from = index_of(&from).unwrap_or(u32::MAX);

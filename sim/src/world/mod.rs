@@ -8,6 +8,7 @@
 //! * `circuits.rs`: relay roles, the stream workload, simulated destinations and relay churn.
 //! * `mixnet.rs`: mixnet roles, the message workload and replies, mixnet events into the trace.
 //! * `election.rs`: election groups, the leases members hold (into the trace), leader kills.
+//! * `rewards.rs`: rewards accounting: cheaters and their cheating, settled epochs into the trace.
 
 mod circuits;
 mod election;
@@ -15,6 +16,7 @@ mod io;
 mod mixnet;
 mod nodes;
 mod phases;
+mod rewards;
 
 use crate::checkers;
 use crate::clock::Clock;
@@ -108,6 +110,8 @@ enum Ev {
     RelayChurn,
     /// The next group's leader is killed (`[groups]`).
     LeaderKill,
+    /// A step of rewards accounting (`[accounting]`).
+    Accounting(rewards::Step),
     /// A command with an id chosen (and traced) when it was queued.
     Issue { node: NodeKey, id: u64, command: allium_engine::Command },
 }
@@ -185,6 +189,7 @@ pub struct World {
     streams: circuits::StreamBook,
     mixnet: mixnet::MixBook,
     election: election::ElectionBook,
+    rewards: rewards::RewardsBook,
     next_command: u64,
     join_rng: SimRng,
     churn_rng: SimRng,
@@ -242,6 +247,7 @@ impl World {
             streams: circuits::StreamBook::default(),
             mixnet: mixnet::MixBook::default(),
             election: election::ElectionBook::new(&scenario, seed),
+            rewards: rewards::RewardsBook::new(&scenario, seed),
             next_command: 1,
             join_rng: stream(seed, "join"),
             churn_rng: stream(seed, "churn"),
@@ -390,6 +396,7 @@ impl World {
             Ev::Destination { node, stream, reply } => self.destination(node, stream, reply),
             Ev::RelayChurn => self.relay_churn(),
             Ev::LeaderKill => self.kill_leader(),
+            Ev::Accounting(step) => self.accounting_step(step),
             Ev::Issue { node, id, command } => self.command(node, id, command),
         }
     }

@@ -60,7 +60,7 @@ impl World {
             relay,
             mix: Self::mix_config(mix),
             election: self.election.config_for(&self.scenario, index),
-            rewards: Default::default(),
+            rewards: self.rewards_config(index),
         }
     }
 
@@ -130,6 +130,7 @@ impl World {
         self.recorder.record(&TraceEvent::NodeUp { at: self.now, node: index, id, restarted: false });
         self.announce_mix_role(key);
         self.announce_group(index);
+        self.announce_rewards_node(index, id);
         let id = self.next_command_id();
         self.command(key, id, Command::Bootstrap);
         key

@@ -30,6 +30,7 @@ impl World {
             let (window_start, _) = s.liveness_window();
             self.queue.push(window_start, Ev::Probe(0));
         }
+        self.schedule_epochs();
     }
 
     fn fault_edge(&mut self, edge: FaultEdge) {
