@@ -7,6 +7,7 @@ use allium_engine::circuit::{ExitPolicy, FLAG_GUARD, FLAG_STABLE, RelayConfig};
 use allium_engine::election::{ElectionConfig, GroupConfig, JoinToken, Membership};
 use allium_engine::identity::{NodeId, hex, parse_hex32};
 use allium_engine::mix::{MixConfig, MixService};
+use allium_engine::rewards::clock::RewardsConfig;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -52,6 +53,10 @@ pub struct FileConfig {
     /// Lease-election groups (`[[election.groups]]`). Default: none. The
     /// protocol's timing is under `[params.election]`.
     pub election: ElectionFileConfig,
+    /// The node's part in rewards (`[rewards]`). Default: off. The
+    /// protocol's parameters (epoch length, emission, …) are under
+    /// `[params.rewards]`.
+    pub rewards: RewardsFileConfig,
     /// Engine parameters (`[params.dht]` …); see allium-engine's `Params`.
     pub params: Params,
 }
@@ -400,6 +405,58 @@ impl ElectionFileConfig {
     }
 }
 
+/// The `[rewards]` table: whether this node takes part in rewards, and
+/// which election group's leader coordinates them. The parameters every
+/// member of the group must share (epoch length, emission, receipt
+/// interval, probes, challenges, …) are `[params.rewards]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardsFileConfig {
+    /// Count the bytes served to and received from each peer, sign
+    /// receipts for what peers served, register with the coordinator,
+    /// claim, and audit the published records. Default false.
+    pub enabled: bool,
+    /// The election group whose leader (the lease holder) is the rewards
+    /// coordinator; must be the `name` of an `[[election.groups]]` table.
+    /// Default: none (bytes are counted and receipted, but no coordinator
+    /// is known, so nothing is settled).
+    pub group: Option<String>,
+}
+
+/// A `[rewards]` table that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RewardsSettingsError {
+    /// `group` names no `[[election.groups]]` table.
+    #[error(
+        "rewards.group = {group:?} is not a configured election group (configured: {}); add an [[election.groups]] table named {group:?} or fix the name",
+        if configured.is_empty() { "none".to_string() } else { configured.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>().join(", ") }
+    )]
+    UnknownGroup {
+        /// The group named.
+        group: String,
+        /// The groups configured under `[[election.groups]]`.
+        configured: Vec<String>,
+    },
+}
+
+impl RewardsFileConfig {
+    /// The engine's rewards configuration, checked against the election
+    /// groups configured. `unix_ms_at_start` is left at its default: the
+    /// runtime reads the wall clock when it starts
+    /// ([`crate::NodeRuntime::start`]).
+    pub fn to_engine(&self, election: &ElectionConfig) -> Result<RewardsConfig, RewardsSettingsError> {
+        if let Some(group) = &self.group
+            && !election.groups.iter().any(|g| &g.name == group)
+        {
+            return Err(RewardsSettingsError::UnknownGroup {
+                group: group.clone(),
+                configured: election.groups.iter().map(|g| g.name.clone()).collect(),
+            });
+        }
+        Ok(RewardsConfig { enabled: self.enabled, group: self.group.clone(), ..RewardsConfig::default() })
+    }
+}
+
 impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
@@ -415,6 +472,7 @@ impl Default for FileConfig {
             socks: SocksFileConfig::default(),
             mix: MixFileConfig::default(),
             election: ElectionFileConfig::default(),
+            rewards: RewardsFileConfig::default(),
             params: Params::default(),
         }
     }
@@ -486,6 +544,9 @@ pub struct NodeSettings {
     pub mix: MixConfig,
     /// The election groups, read and checked from `[[election.groups]]`.
     pub election: ElectionConfig,
+    /// The node's part in rewards, from `[rewards]` (its group checked
+    /// against the election groups); the runtime sets `unix_ms_at_start`.
+    pub rewards: RewardsConfig,
 }
 
 impl FileConfig {
@@ -522,6 +583,7 @@ impl NodeSettings {
         relay.enabled |= flags.relay;
         let mix = file.mix.to_engine(params.mix.layers)?;
         let election = file.election.to_engine(config_dir.as_deref().unwrap_or(Path::new(".")))?;
+        let rewards = file.rewards.to_engine(&election)?;
         let settings = NodeSettings {
             listen: flags.listen.unwrap_or(file.listen),
             bootstrap: flags.bootstrap.clone().unwrap_or(file.bootstrap),
@@ -535,6 +597,7 @@ impl NodeSettings {
             socks: flags.socks.or(file.socks.listen),
             mix,
             election,
+            rewards,
         };
         if !settings.control.ip().is_loopback() {
             bail!("the control API must listen on a loopback address, not {}", settings.control);
@@ -646,6 +709,18 @@ crypto_suite = "real"
 # node. Default: none.
 # join_token = "publishers.token"
 
+# Rewards: count the bytes this node serves and receives per peer, sign
+# receipts for what peers served it, and take part in the epoch settlement
+# coordinated by an election group's leader (`allium-node ctl rewards`).
+# The parameters every member must share (epoch length, emission, receipt
+# interval, probes, challenges) are under [params.rewards] below.
+# [rewards]
+# Take part in rewards. Default false.
+# enabled = false
+# The [[election.groups]] name whose leader coordinates (settles each epoch
+# into a signed record). Default: none (nothing is settled).
+# group = "publishers"
+
 # Protocol parameters, shown with their defaults. Uncomment to override, or
 # use `--set dht.k=16` on the command line.
 {commented_params}"#
@@ -679,6 +754,7 @@ mod tests {
         let group = &parsed.election.groups[0];
         assert_eq!((group.name.as_str(), group.priority), ("publishers", 0));
         assert_eq!(group.join_token.as_deref(), Some(Path::new("publishers.token")));
+        assert_eq!((parsed.rewards.enabled, parsed.rewards.group.as_deref()), (false, Some("publishers")));
         let relay = RelayFileConfig { exit_policy: parsed.relay.exit_policy.clone(), ..RelayFileConfig::default() };
         assert_eq!(parsed.relay, relay);
         assert!(parsed.relay.to_engine().unwrap().exit_policy.allows("example.org", 443));
@@ -846,6 +922,46 @@ mod tests {
             // The same group twice.
             let twice = ElectionFileConfig { groups: vec![group(&founder_key), group(&founder_key)] };
             assert_eq!(twice.to_engine(d), Err(ElectionSettingsError::DuplicateGroup(g())));
+        }
+
+        #[test]
+        fn the_rewards_group_must_be_a_configured_election_group() {
+            let (dir, founder_key) = setup();
+            let path = dir.path().join("config.toml");
+            let flags = RunFlags { config: Some(path.clone()), ..RunFlags::default() };
+            let group =
+                format!("[[election.groups]]\nname = \"g\"\nfounder_key = \"{founder_key}\"\nmembership = \"m.hex\"\n");
+            // Off by default; the wall clock is the runtime's to fill in.
+            std::fs::write(&path, &group).unwrap();
+            let settings = NodeSettings::resolve(&flags).unwrap();
+            assert_eq!((settings.rewards.enabled, settings.rewards.group.as_deref()), (false, None));
+            assert_eq!(settings.rewards.unix_ms_at_start, 0);
+            // A configured group.
+            std::fs::write(&path, format!("{group}[rewards]\nenabled = true\ngroup = \"g\"\n")).unwrap();
+            let settings = NodeSettings::resolve(&flags).unwrap();
+            assert_eq!((settings.rewards.enabled, settings.rewards.group.as_deref()), (true, Some("g")));
+            // Enabled without a group: counting and receipts only.
+            std::fs::write(&path, "[rewards]\nenabled = true\n").unwrap();
+            let settings = NodeSettings::resolve(&flags).unwrap();
+            assert_eq!((settings.rewards.enabled, settings.rewards.group), (true, None));
+            // An unknown group is a typed error that names it and the configured ones.
+            std::fs::write(&path, format!("{group}[rewards]\nenabled = true\ngroup = \"nope\"\n")).unwrap();
+            let error = NodeSettings::resolve(&flags).unwrap_err();
+            assert_eq!(
+                error.downcast_ref::<RewardsSettingsError>(),
+                Some(&RewardsSettingsError::UnknownGroup { group: "nope".into(), configured: vec!["g".into()] })
+            );
+            let message = error.to_string();
+            assert!(message.contains("\"nope\"") && message.contains("configured: \"g\""), "{message}");
+            std::fs::write(&path, "[rewards]\ngroup = \"nope\"\n").unwrap();
+            let message = NodeSettings::resolve(&flags).unwrap_err().to_string();
+            assert!(message.contains("\"nope\"") && message.contains("configured: none"), "{message}");
+            // Unknown keys do not parse; [params.rewards] is read and --set reaches it.
+            assert!(toml::from_str::<FileConfig>("[rewards]\nepoch_secs = 10\n").is_err());
+            std::fs::write(&path, "[params.rewards]\nepoch_secs = 10\nsettle_delay_secs = 3\n").unwrap();
+            let flags = RunFlags { set: vec!["rewards.receipt_interval_ms=1000".into()], ..flags };
+            let params = NodeSettings::resolve(&flags).unwrap().params.rewards;
+            assert_eq!((params.epoch_secs, params.settle_delay_secs, params.receipt_interval_ms), (10, 3, 1000));
         }
 
         #[test]

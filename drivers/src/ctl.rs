@@ -2,9 +2,11 @@
 
 mod leader;
 mod mix;
+mod rewards;
 
 pub use leader::{LeaderAction, LeaderArgs};
 pub use mix::MixCtl;
+pub use rewards::{RewardsAction, RewardsArgs};
 
 use crate::runtime::{CircuitsReport, Stats};
 use allium_engine::overlay::Cid;
@@ -33,6 +35,10 @@ pub enum CtlCommand {
     /// Show the election groups: version, members, leader, this node's lease;
     /// or ask for a change (join, leave, remove).
     Leader(LeaderArgs),
+    /// Show the rewards state: epoch, bytes per service, receipts,
+    /// coordinator, last record (own payout, audit); or, with `record`,
+    /// the last epoch record for a settlement system.
+    Rewards(RewardsArgs),
     /// Show node statistics.
     Stats {
         /// Print the raw JSON.
@@ -299,6 +305,7 @@ pub fn run(control: SocketAddr, command: CtlCommand) -> anyhow::Result<()> {
             println!("{}", if signing_key { stats.signing_key } else { stats.node_id });
         }
         CtlCommand::Leader(args) => leader::run(&base, &unreachable, args)?,
+        CtlCommand::Rewards(args) => rewards::run(&base, &unreachable, args)?,
         CtlCommand::Put { file, name, media_type } => put(&base, unreachable, &file, name, media_type)?,
         CtlCommand::Get { cid, output } => get(&base, unreachable, &cid, &output)?,
         CtlCommand::Pin { cid } => {

@@ -9,7 +9,9 @@
 //! * [`store`]: redb persistence of the identity and the engine's writes.
 //! * [`content`]: the engine's content store (blocks and object records) in
 //!   the same redb file.
-//! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags).
+//! * [`config`]: layered configuration (file, `ALLIUM_*` env, flags),
+//!   including `[rewards]` (on/off and the coordinating election group;
+//!   the runtime passes the wall clock at start for the epoch clock).
 //! * [`election`]: `allium-node election …`, founder keys, membership
 //!   lists and join tokens for lease-election groups (`ctl leader` shows them).
 //! * `http` (not under madsim): the loopback control API and Prometheus.
@@ -17,7 +19,8 @@
 //!   `peers`, `stats`, `circuits`, content: `put`, `get`, `pin`,
 //!   `unpin`, `content`, and the mixnet: `mix address`, `send`, `inbox`,
 //!   `read`, `reply`, `sent`, `status`; `id`, and the election groups:
-//!   `leader`, `leader join`, `leave`, `remove`).
+//!   `leader`, `leader join`, `leave`, `remove`; rewards: `rewards`,
+//!   `rewards record`).
 //! * [`socks`]: the SOCKS5 entry point (a sans-IO codec, and a TCP
 //!   listener when not under madsim); [`pipe`] links each stream's TCP
 //!   connection to the node loop, and `tcp` (not under madsim) pumps its

@@ -153,6 +153,7 @@ mod cli {
                 settings.relay.clone(),
                 settings.mix,
                 settings.election.clone(),
+                settings.rewards.clone(),
                 store,
                 allium_engine::NodeSeed::from_bytes(seed),
             )

@@ -19,6 +19,7 @@
 mod election;
 mod mix;
 mod report;
+mod rewards;
 mod streams;
 
 pub use election::LeaderInfo;
@@ -27,6 +28,7 @@ pub use mix::{
     SentStatus,
 };
 pub use report::{CircuitInfo, CircuitsReport, HopInfo};
+pub use rewards::{RecordInfo, RewardsInfo, ServiceBytes};
 pub use streams::{OpenError, OpenReply};
 
 use crate::pipe::{FromTcp, RuntimeEnd, TaskEnd};
@@ -37,6 +39,8 @@ use allium_engine::dht::{DhtEvent, PeerInfo};
 use allium_engine::election::{ElectionCommand, ElectionConfig};
 use allium_engine::mix::{MixAddress, MixConfig};
 use allium_engine::overlay::{Cid, FetchError, FetchStats, OverlayEvent};
+use allium_engine::rewards::clock::RewardsConfig;
+use allium_engine::rewards::record::RecordJson;
 use allium_engine::{Command, CommandId, Event, Input, Instant, Metrics, Node, NodeConfig, NodeSeed, Output, Params};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -173,6 +177,10 @@ pub enum Request {
     Leader(oneshot::Sender<Vec<LeaderInfo>>),
     /// Give the election machine a command; answered with whether it took it.
     Election(ElectionCommand, oneshot::Sender<Result<(), String>>),
+    /// Report the rewards state ([`RewardsInfo`]).
+    Rewards(oneshot::Sender<RewardsInfo>),
+    /// The last accepted epoch record, as JSON (`None`: none yet).
+    RewardsRecord(oneshot::Sender<Option<RecordJson>>),
 }
 
 /// A cloneable handle for talking to a running [`NodeRuntime`].
@@ -293,6 +301,21 @@ impl Handle {
         rx.await.map_err(|_| Stopped)
     }
 
+    /// The node's rewards state: epoch, bytes, receipts, coordinator, last record.
+    pub async fn rewards(&self) -> Result<RewardsInfo, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Rewards(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The last epoch record the node accepted as its chain's head, in
+    /// [`allium_engine::rewards::EpochRecord::json_view`] form (`None`: none yet).
+    pub async fn rewards_record(&self) -> Result<Option<RecordJson>, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::RewardsRecord(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
     /// Counts one driver event (shown in stats and `/metrics`).
     pub async fn count(&self, metric: &'static str) {
         let _ = self.requests.send(Request::Count(metric)).await;
@@ -353,7 +376,11 @@ impl NodeRuntime {
     /// runtime and a handle to it. `seed` seeds the engine's random streams
     /// (from OS entropy in production, from the test seed under madsim);
     /// `relay` says whether and how the node relays circuits, `mix` what
-    /// part it takes in the mixnet, `election` which election groups it is in.
+    /// part it takes in the mixnet, `election` which election groups it is in,
+    /// `rewards` its part in rewards: its `unix_ms_at_start` is replaced by
+    /// the wall clock (unix milliseconds) read once here, at the instant the
+    /// engine's timeline starts, which the rewards epoch clock maps to epochs
+    /// (`allium_engine::rewards::clock`).
     ///
     /// Built with the `test-hooks` feature, the environment variable
     /// `ALLIUM_TEST_CORRUPT_RELAYED_CELL=N` makes the node flip one bit of
@@ -366,6 +393,7 @@ impl NodeRuntime {
         relay: RelayConfig,
         mix: MixConfig,
         election: ElectionConfig,
+        rewards: RewardsConfig,
         mut store: Store,
         seed: NodeSeed,
     ) -> anyhow::Result<(Self, Handle)> {
@@ -389,6 +417,15 @@ impl NodeRuntime {
         if mix != MixConfig::default() {
             tracing::info!(service = ?mix.service, client = mix.client, provider = ?mix.provider, "in the mixnet");
         }
+        if let Some(group) = rewards.group.as_deref().filter(|_| rewards.enabled) {
+            tracing::info!(group, "rewards: coordinated by the group's leader");
+        } else if rewards.enabled {
+            tracing::info!("rewards: counting and receipts only (no [rewards] group)");
+        }
+        // Instant::ZERO of the engine is `start`; the epoch clock needs the
+        // wall clock of that same instant.
+        let start = tokio::time::Instant::now();
+        let rewards = RewardsConfig { unix_ms_at_start: rewards::unix_ms_now(), ..rewards };
         let config = NodeConfig {
             identity,
             seed,
@@ -399,7 +436,7 @@ impl NodeRuntime {
             relay,
             mix,
             election,
-            rewards: Default::default(),
+            rewards,
         };
         #[allow(unused_mut)]
         let mut node = Node::restore(Instant::ZERO, config, state);
@@ -414,7 +451,7 @@ impl NodeRuntime {
             socket,
             listen,
             store,
-            start: tokio::time::Instant::now(),
+            start,
             requests: rx,
             pending: BTreeMap::new(),
             fetches: BTreeMap::new(),
@@ -538,6 +575,12 @@ impl NodeRuntime {
                 let _ = reply.send(self.leader_report());
             }
             Request::Election(command, reply) => self.election_command(command, reply),
+            Request::Rewards(reply) => {
+                let _ = reply.send(self.rewards_report());
+            }
+            Request::RewardsRecord(reply) => {
+                let _ = reply.send(self.rewards_record());
+            }
         }
     }
 

@@ -12,28 +12,13 @@
 
 mod common;
 
-use common::{BIN, NodeProcess, eventually, text};
+use common::{NodeProcess, cli, election_group, eventually, field, text};
 use serde_json::Value;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "publishers";
 /// Priorities of nodes 0, 1, 2: node 0 is the one preemption favours.
 const PRIORITIES: [u8; 3] = [30, 20, 10];
-
-fn cli(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(out.status.success(), "allium-node {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The value after `label` in `init`'s output.
-fn field(init: &str, label: &str) -> String {
-    init.lines()
-        .find_map(|line| line.strip_prefix(label))
-        .map(|rest| rest.trim().to_string())
-        .unwrap_or_else(|| panic!("no {label:?} in {init}"))
-}
 
 /// This node's entry for the group in `ctl leader --json`, if it answers.
 fn group_view(node: &NodeProcess) -> Option<Value> {
@@ -84,29 +69,10 @@ impl Group {
             nodes.push(node);
         }
 
-        // The founder key and the membership, with the CLI.
-        let founder = root.path().join("founder.key");
-        let founder_key = cli(&["election", "founder-key", "--out", founder.to_str().unwrap()]);
-        assert_eq!(founder_key.len(), 64, "{founder_key}");
-        let membership = root.path().join("publishers.membership");
-        let mut args: Vec<String> =
-            ["election", "membership", "--founder", founder.to_str().unwrap(), "--group", GROUP]
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-        for (i, priority) in PRIORITIES.iter().enumerate() {
-            args.push("--member".into());
-            args.push(format!("{}@{}:{priority}", keys[i], nodes[i].listen));
-        }
-        args.extend(["--out".to_string(), membership.to_str().unwrap().to_string()]);
-        cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        // Each node names the list relative to its config directory.
-        for node in &nodes {
-            std::fs::copy(&membership, node.dir.join("publishers.membership")).unwrap();
-            node.append_config(&format!(
-                "[[election.groups]]\nname = \"{GROUP}\"\nfounder_key = \"{founder_key}\"\nmembership = \"publishers.membership\"\n"
-            ));
-        }
+        // The founder key and the membership, with the CLI; every node configured with them.
+        let members: Vec<_> =
+            PRIORITIES.iter().enumerate().map(|(i, &priority)| (keys[i].clone(), nodes[i].listen, priority)).collect();
+        let (founder, _) = election_group(root.path(), GROUP, &members, &nodes.iter().collect::<Vec<_>>());
         for node in &mut nodes {
             node.restart();
         }

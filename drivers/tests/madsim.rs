@@ -78,6 +78,7 @@ async fn start_cluster_roles(
                 relay_of(i),
                 mix_of(seed, i),
                 Default::default(),
+                Default::default(),
                 store,
                 node_seed,
             )

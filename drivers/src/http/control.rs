@@ -13,6 +13,8 @@
 //! | GET | `/v1/content` | | `[{"cid", "size", "holding", "complete", "bytes_held", "name", "media_type"}]` |
 //! | GET | `/v1/mix` … | | the mixnet: status, address, send, sent, inbox, read, reply; see [`super::mix`] |
 //! | GET | `/v1/leader` | | election groups: `[{"group", "version", "members", "is_member", "leader", "ballot", "holds_lease", "lease_remaining_ms", "promised_to"}]`; join, leave, remove: see [`super::election`] |
+//! | GET | `/v1/rewards` | | rewards: `{"enabled", "group", "epoch", "epoch_secs", "epoch_remaining_ms", "received", "sent", "peers", "receipts_held", "receipted_bytes", "receipts_sent", "coordinating", "coordinator", "last_record"}`; see [`super::rewards`] |
+//! | GET | `/v1/rewards/record` | | the last accepted epoch record as JSON (payouts, carry, hashes, signature), or 404; see [`super::rewards`] |
 //! | GET | `/v1/circuits` | | `{"circuits": [{"handle", "state", "path": [{"id", "addr"}], "age_ms", "streams", "bytes_sent", "bytes_received", "srtt_ms", "cwnd_cells"}], "relayed_circuits", "directory_relays", "directory_exits", "guards", "build_timeout_ms"}` |
 //!
 //! Errors are a status and `{"error": "…"}`. A fetch that fails answers
@@ -20,7 +22,7 @@
 //! or a bad manifest), 504 (timed out), 413 (object too large) or 500 (the
 //! local store failed), with `"reason"` naming the case.
 
-use super::{election, mix};
+use super::{election, mix, rewards};
 use crate::runtime::{CommandOutcome, Handle};
 use allium_engine::Command;
 use allium_engine::dht::{DhtEvent, key_for_name};
@@ -281,6 +283,8 @@ pub async fn serve(addr: SocketAddr, handle: Handle, max_upload: u64, max_messag
         .route("/v1/leader/{group}/join", post(election::join))
         .route("/v1/leader/{group}/leave", post(election::leave))
         .route("/v1/leader/{group}/members/{id}", axum::routing::delete(election::remove))
+        .route("/v1/rewards", get(rewards::status))
+        .route("/v1/rewards/record", get(rewards::record))
         .route("/v1/mix", get(mix::status))
         .route("/v1/mix/address", get(mix::address))
         .route("/v1/mix/send", post(mix::send).layer(max_message))

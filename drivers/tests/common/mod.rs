@@ -234,3 +234,53 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// Runs `allium-node ARGS`, asserting success; returns stdout, trimmed.
+pub fn cli(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "allium-node {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The value after `label` in `init`'s output (`node id`, `signing`).
+pub fn field(init: &str, label: &str) -> String {
+    init.lines()
+        .find_map(|line| line.strip_prefix(label))
+        .map(|rest| rest.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label:?} in {init}"))
+}
+
+/// Makes an election group with the CLI: a founder key (`root/founder.key`)
+/// and a membership list of `members` (signing key, listen address,
+/// priority), copied to each of `configs` (node directories) with an
+/// `[[election.groups]]` table appended to its config.toml. Returns the
+/// founder key file and the founder's public key.
+pub fn election_group(
+    root: &Path,
+    group: &str,
+    members: &[(String, SocketAddr, u8)],
+    configs: &[&NodeProcess],
+) -> (PathBuf, String) {
+    let founder = root.join("founder.key");
+    let founder_key = cli(&["election", "founder-key", "--out", founder.to_str().unwrap()]);
+    assert_eq!(founder_key.len(), 64, "{founder_key}");
+    let membership = root.join(format!("{group}.membership"));
+    let mut args: Vec<String> = ["election", "membership", "--founder", founder.to_str().unwrap(), "--group", group]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for (key, addr, priority) in members {
+        args.push("--member".into());
+        args.push(format!("{key}@{addr}:{priority}"));
+    }
+    args.extend(["--out".to_string(), membership.to_str().unwrap().to_string()]);
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Each node names the list relative to its config directory.
+    for node in configs {
+        std::fs::copy(&membership, node.dir.join(format!("{group}.membership"))).unwrap();
+        node.append_config(&format!(
+            "[[election.groups]]\nname = \"{group}\"\nfounder_key = \"{founder_key}\"\nmembership = \"{group}.membership\"\n"
+        ));
+    }
+    (founder, founder_key)
+}
