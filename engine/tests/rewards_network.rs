@@ -175,6 +175,15 @@ fn an_epoch_settles_audits_and_pays_only_honest_work() {
     let record: EpochRecord = net.node(coordinator).rewards_machine().last_record().cloned().expect("record");
     assert_eq!(record.epoch, 1);
     assert_eq!(record.hash(), settled[0].1);
+    // The simulator's accessor: the signed record and its canonical inputs.
+    let machine = net.node(coordinator).rewards_machine();
+    let (kept, inputs) = machine.settled(1).expect("epoch 1 kept");
+    assert_eq!(kept, &record);
+    assert!(kept.verify_signature());
+    assert!(inputs.is_canonical());
+    assert_eq!(kept.verify_against(&params().rewards, inputs), Ok(()));
+    assert!(machine.settled(0).is_some_and(|(r, _)| record.follows(r)), "epoch 0 kept too");
+    assert!(machine.settled(2).is_none());
     // Chained to epoch 0's record.
     assert!(!record.is_first(), "epoch 1 chains to epoch 0");
     // Conservation.

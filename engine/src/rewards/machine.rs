@@ -156,7 +156,8 @@ struct PendingClaim {
 #[derive(Debug)]
 struct Published {
     record: EpochRecord,
-    inputs: Vec<u8>,
+    /// Canonical inputs the record was computed from.
+    inputs: EpochInputs,
     /// Resends left per registered address.
     resends: BTreeMap<Addr, u8>,
 }
@@ -387,6 +388,13 @@ impl Rewards {
             coordinator: self.coordinators.get(&epoch).map(|c| c.0),
             last_record: self.last.clone(),
         }
+    }
+
+    /// As coordinator: the signed record of `epoch` and the canonical inputs
+    /// it was computed from, if this node settled `epoch` and it is one of
+    /// the last two epochs it settled (older ones are forgotten).
+    pub fn settled(&self, epoch: u64) -> Option<(&EpochRecord, &EpochInputs)> {
+        self.published.get(&epoch).map(|p| (&p.record, &p.inputs))
     }
 
     /// The last record this node accepted (built or received).
@@ -678,7 +686,7 @@ impl Rewards {
             return self.refuse("rewards.coord.record_request_refused", "not registered or asked too often");
         };
         *n -= 1;
-        let messages = publication(record, inputs);
+        let messages = publication(record, &inputs.encode());
         self.metrics.incr("rewards.coord.record_resent");
         for m in &messages {
             self.send(from, m);
@@ -1104,18 +1112,13 @@ impl Rewards {
                 self.send(addr, m);
             }
         }
-        self.published.insert(epoch, Published { record: record.clone(), inputs: encoded, resends });
+        let nodes = inputs.nodes.len();
+        self.published.insert(epoch, Published { record: record.clone(), inputs, resends });
         while self.published.len() > 2 {
             self.published.pop_first();
         }
         let paid = record.payouts.iter().fold(0u64, |a, p| a.saturating_add(p.total));
-        let event = RewardsEvent::Settled {
-            epoch,
-            hash: record.hash(),
-            paid,
-            carried_out: record.carried_out,
-            nodes: inputs.nodes.len(),
-        };
+        let event = RewardsEvent::Settled { epoch, hash: record.hash(), paid, carried_out: record.carried_out, nodes };
         self.metrics.incr("rewards.coord.settled");
         self.outputs.push_back(Output::Event(Event::Rewards(event)));
         let _ = now;
