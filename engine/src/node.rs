@@ -623,7 +623,9 @@ impl Node {
                 self.dht.find_providers(now, id, key);
                 Ok(())
             }
-            Command::Publish { data, metadata } => self.overlay.publish(now, id, &self.identity, &data, metadata),
+            Command::Publish { data, metadata } => {
+                self.overlay.publish(now, id, &self.identity, &data, metadata).map(|_| ())
+            }
             Command::Fetch { cid, range } => {
                 self.overlay.fetch(now, id, cid, range);
                 Ok(())
