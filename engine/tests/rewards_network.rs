@@ -94,7 +94,8 @@ fn build() -> Net {
         net.elections.insert(i, ElectionConfig { groups: vec![group] });
     }
     for i in 0..NODES {
-        net.rewards.insert(i, RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0 });
+        let config = RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0, audit: true };
+        net.rewards.insert(i, config);
     }
     net.add_node(&[]);
     for _ in 1..NODES {

@@ -85,7 +85,7 @@ impl Harness {
                 join_token: None,
             }],
         };
-        config.rewards = RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0 };
+        config.rewards = RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0, audit: true };
         let node = Node::new(Instant::ZERO, config);
         let mut h = Harness { node, now: Instant::ZERO, nonces: Vec::new() };
         h.drain();
