@@ -20,16 +20,31 @@
 //!   to its routing table's peers, takes signed registrations, probes and
 //!   challenges each registered node at random instants of the epoch,
 //!   takes claims until `settle_delay_secs` after the epoch, then settles
-//!   ([`EpochRecord::build`]), chained to the last record it holds, and
-//!   sends the record and the encoded inputs to the registered nodes.
+//!   ([`EpochRecord::build`]), chained to the last record it holds: it
+//!   publishes the encoded inputs and the signed record (which names the
+//!   inputs' content id) as overlay content, and stores a signed
+//!   [`super::RecordPointer`] to both in the DHT under
+//!   [`super::record_key`]`(group, epoch)`.
 //! * **Node.** It registers with the announced coordinator of the current
-//!   epoch, answers probes and challenges (from its content store), claims
-//!   its receipts after the epoch, and audits the record it receives.
+//!   epoch, answers probes and challenges (from its content store), and
+//!   claims its receipts after the epoch.
+//! * **Auditor.** Any node with a group whose `rewards.audit` and
+//!   `RewardsConfig.audit` are both true, registered or not: after each
+//!   epoch's settlement it gets the pointer from the DHT, fetches the record
+//!   and the inputs through the overlay, recomputes the settlement and
+//!   reports [`RewardsEvent::Verified`] or [`RewardsEvent::Mismatch`].
+//!
+//! The DHT and overlay operations go through [`Rewards::poll_request`]:
+//! [`crate::Node`] carries each [`RewardsRequest`] out and hands the
+//! outcome back with [`Rewards::on_answer`]. `machine/publication.rs` holds
+//! the publication and the audit, with their timing and retries.
 //!
 //! Bounds: the ledger's (see [`super::ledger`]), the book's capacity
 //! ([`DEFAULT_BOOK_CAPACITY`] triples), one address per peer of the kept
-//! ledger epochs, and one "last receipted" counter per (epoch, peer) of
-//! the kept epochs.
+//! ledger epochs, one "last receipted" counter per (epoch, peer) of
+//! the kept epochs, [`KEPT_SETTLED`] settled epochs at the coordinator, and
+//! the audits of the last two epochs (each buffers at most the record's or
+//! the inputs' size limit).
 
 use super::RewardsParams;
 use super::challenge::{Challenge, ChallengeAnswer};
@@ -37,8 +52,7 @@ use super::clock::{EpochClock, RewardsConfig};
 use super::inputs::{ChallengeOutcome, EpochInputs, NodeEntry};
 use super::ledger::{ByteLedger, Usage};
 use super::messages::{
-    Announce, Declared, INPUTS_PART_BYTES, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
-    RewardsMessage,
+    Announce, Declared, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register, RewardsMessage,
 };
 use super::probe::{ProbeMeter, ProbeResult};
 use super::receipt::{BookError, DEFAULT_BOOK_CAPACITY, Receipt, ReceiptBook};
@@ -50,10 +64,17 @@ use crate::overlay::manifest::cid_of;
 use crate::overlay::{ContentStore, Manifest};
 use crate::rng::{EngineRng, below};
 use crate::time::Instant;
-use crate::wire::{self, WireError};
+use crate::wire::WireError;
 use core::time::Duration;
 use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
+
+mod publication;
+
+pub use publication::{
+    AUDIT_DELAY, AUDIT_TRIES, KEPT_SETTLED, MEDIA_TYPE, PUT_TRIES, RETRY_BASE, RewardsAnswer, RewardsRequest,
+};
+use publication::{Audit, Pending, Published};
 
 /// Most nodes a coordinator registers per epoch (the rest are refused
 /// with `rewards.coord.register_full`).
@@ -62,9 +83,6 @@ pub const MAX_REGISTERED: usize = 1024;
 /// per pair, plus invalid ones kept as evidence), the rest refused with
 /// `rewards.coord.claims_full`.
 pub const MAX_CLAIMED_RECEIPTS: usize = 65_536;
-/// How many times a node asks again for a record it missed, and how many
-/// times a coordinator sends one again to the same address.
-pub const RECORD_RETRIES: u8 = 3;
 
 /// What the node lends the rewards machine for one call.
 pub struct RewardsEnv<'a> {
@@ -81,10 +99,12 @@ pub struct RewardsEnv<'a> {
 pub enum AuditOutcome {
     /// The record was recomputed from its inputs and matched.
     Verified,
-    /// The record did not match (a [`super::Mismatch::label`], or `chain`).
+    /// The record did not match: a [`super::Mismatch::label`], or `chain`
+    /// (it does not follow the previous record), `inputs` (they do not
+    /// decode), `record` (it does not decode or is not signed by the
+    /// pointer's coordinator), `pointer` (its hash, group, epoch or inputs
+    /// content id is not the pointer's).
     Mismatch(&'static str),
-    /// The node does not audit (`rewards.audit = false`).
-    NotAudited,
 }
 
 /// The last record a node accepted.
@@ -152,24 +172,6 @@ struct PendingClaim {
     sent: bool,
 }
 
-/// A settled epoch kept by its coordinator for resending.
-#[derive(Debug)]
-struct Published {
-    record: EpochRecord,
-    /// Canonical inputs the record was computed from.
-    inputs: EpochInputs,
-    /// Resends left per registered address.
-    resends: BTreeMap<Addr, u8>,
-}
-
-/// A record waiting for its inputs (auditing nodes).
-#[derive(Debug, Default)]
-struct PendingAudit {
-    record: Option<EpochRecord>,
-    parts: BTreeMap<u32, Vec<u8>>,
-    total: u32,
-}
-
 /// Something the rewards machine reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RewardsEvent {
@@ -184,7 +186,8 @@ pub enum RewardsEvent {
         /// Bytes those receipts acknowledge together.
         receipted_bytes: u64,
     },
-    /// This node, as coordinator, settled an epoch and sent its record.
+    /// This node, as coordinator, settled an epoch: its record is built,
+    /// signed (naming the published inputs) and being published.
     Settled {
         /// The epoch settled.
         epoch: u64,
@@ -197,18 +200,19 @@ pub enum RewardsEvent {
         /// Nodes registered.
         nodes: usize,
     },
-    /// A received record matched its recomputation.
+    /// An audited record (fetched through the DHT pointer) matched its
+    /// recomputation.
     Verified {
         /// The epoch.
         epoch: u64,
         /// The record's hash.
         hash: [u8; 32],
     },
-    /// A received record did not match its inputs or its chain.
+    /// An audited record did not match its inputs, its chain or its pointer.
     Mismatch {
         /// The epoch.
         epoch: u64,
-        /// The first difference ([`super::Mismatch::label`], or `chain`).
+        /// The first difference (see [`AuditOutcome::Mismatch`]).
         what: &'static str,
     },
 }
@@ -271,14 +275,23 @@ pub struct Rewards {
     // Node side.
     coordinators: BTreeMap<u64, (NodeId, [u8; 32], Addr)>,
     claims: BTreeMap<u64, PendingClaim>,
-    audits: BTreeMap<u64, PendingAudit>,
+    /// Audits under way, by epoch (at most the last two epochs').
+    audits: BTreeMap<u64, Audit>,
     prev_record: Option<EpochRecord>,
     last: Option<RecordSummary>,
-    /// Settled records kept for resending (the last two epochs): record,
-    /// encoded inputs, registered addresses and resends left per address.
+    // Publication (coordinator).
+    /// Settled epochs waiting for their inputs' content id: inputs, previous
+    /// record's hash.
+    settling: BTreeMap<u64, (EpochInputs, [u8; 32])>,
+    /// The last two epochs this node settled: record, inputs, publication.
     published: BTreeMap<u64, Published>,
-    /// Epochs whose record this node waits for: next request, tries left.
-    awaited: BTreeMap<u64, (Instant, u8)>,
+    // Requests to the DHT and the overlay (see [`RewardsRequest`]).
+    requests: VecDeque<(u64, RewardsRequest)>,
+    pending: BTreeMap<u64, Pending>,
+    next_token: u64,
+    /// Test hook: alters each record this node settles before it is signed.
+    #[cfg(any(test, feature = "test-hooks"))]
+    forgery: Option<fn(&mut EpochRecord)>,
 }
 
 impl core::fmt::Debug for Rewards {
@@ -333,8 +346,13 @@ impl Rewards {
             audits: BTreeMap::new(),
             prev_record: None,
             last: None,
+            settling: BTreeMap::new(),
             published: BTreeMap::new(),
-            awaited: BTreeMap::new(),
+            requests: VecDeque::new(),
+            pending: BTreeMap::new(),
+            next_token: 0,
+            #[cfg(any(test, feature = "test-hooks"))]
+            forgery: None,
         }
     }
 
@@ -397,6 +415,14 @@ impl Rewards {
         self.published.get(&epoch).map(|p| (&p.record, &p.inputs))
     }
 
+    /// Test hook: makes this node, as coordinator, a dishonest one that
+    /// alters each record it settles with `forgery` before signing and
+    /// publishing it (so only a recomputation from the inputs can tell).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn set_forgery(&mut self, forgery: fn(&mut EpochRecord)) {
+        self.forgery = Some(forgery);
+    }
+
     /// The last record this node accepted (built or received).
     pub fn last_record(&self) -> Option<&EpochRecord> {
         self.prev_record.as_ref()
@@ -423,11 +449,21 @@ impl Rewards {
         let challenges = self.challenging.values().map(|c| c.deadline).min();
         let settle = self.gathered.values().filter_map(|g| g.settle_at).min();
         let claims = self.claims.values().filter(|c| c.next < c.until).map(|c| c.next).min();
-        let awaited = self.awaited.values().map(|a| a.0).min();
-        [self.next_receipts, self.next_epoch, self.next_announce, checks, probes, challenges, settle, claims, awaited]
-            .into_iter()
-            .flatten()
-            .min()
+        let publication = self.publication_timeout();
+        [
+            self.next_receipts,
+            self.next_epoch,
+            self.next_announce,
+            checks,
+            probes,
+            challenges,
+            settle,
+            claims,
+            publication,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Counts one served unit reported by a protocol machine (ignored when
@@ -467,14 +503,9 @@ impl Rewards {
             RewardsMessage::ProbeRequest { epoch, nonce, bytes } => self.on_probe_request(from, epoch, nonce, bytes),
             RewardsMessage::ProbeData { nonce, payload } => self.on_probe_data(now, from, nonce, payload.len()),
             RewardsMessage::Challenge(challenge) => self.on_challenge(from, challenge, env),
-            RewardsMessage::Answer { answer, manifest } => self.on_answer(from, answer, &manifest),
+            RewardsMessage::Answer { answer, manifest } => self.on_challenge_answer(from, answer, &manifest),
             RewardsMessage::Claim { epoch, part, receipts } => self.on_claim(now, from, epoch, part, receipts),
             RewardsMessage::ClaimAck { epoch, part } => self.on_claim_ack(from, epoch, part),
-            RewardsMessage::Record(record) => self.on_record(now, from, record),
-            RewardsMessage::Inputs { epoch, part, parts, bytes } => {
-                self.on_inputs(now, from, epoch, part, parts, bytes)
-            }
-            RewardsMessage::RecordRequest { epoch } => self.on_record_request(from, epoch),
         }
     }
 
@@ -574,144 +605,9 @@ impl Rewards {
         Ok(())
     }
 
-    fn on_record(&mut self, now: Instant, from: Addr, record: EpochRecord) -> Result<(), WireError> {
-        let Some((_, key)) = self.coordinator_at(record.epoch, from) else {
-            return self.refuse("rewards.record.not_coordinator", "record not from the epoch's coordinator");
-        };
-        if record.coordinator_key != key || self.group() != Some(record.group.as_str()) {
-            return self.refuse("rewards.record.wrong_signer", "record of another coordinator or group");
-        }
-        if !record.verify_signature() {
-            return self.refuse("rewards.record.invalid", "bad record signature");
-        }
-        let epoch = record.epoch;
-        if self.has_record(epoch) {
-            self.metrics.incr("rewards.record.duplicate");
-            return Ok(());
-        }
-        self.metrics.incr("rewards.record.received");
-        if !self.params.audit {
-            self.accept(record, AuditOutcome::NotAudited);
-            return Ok(());
-        }
-        let pending = self.audits.entry(epoch).or_default();
-        if pending.record.is_none() {
-            pending.record = Some(record);
-        }
-        self.try_audit(now, epoch);
-        Ok(())
-    }
-
-    fn on_inputs(
-        &mut self,
-        now: Instant,
-        from: Addr,
-        epoch: u64,
-        part: u32,
-        parts: u32,
-        bytes: Vec<u8>,
-    ) -> Result<(), WireError> {
-        if self.coordinator_at(epoch, from).is_none() || !self.params.audit {
-            return self.refuse("rewards.inputs.unexpected", "inputs not from the epoch's coordinator");
-        }
-        let max_parts = super::inputs::MAX_INPUTS_BYTES.div_ceil(INPUTS_PART_BYTES) as u32;
-        if parts == 0 || parts > max_parts || part >= parts || bytes.len() > INPUTS_PART_BYTES {
-            return self.refuse("rewards.inputs.malformed", "inputs part out of range");
-        }
-        if self.has_record(epoch) {
-            self.metrics.incr("rewards.record.duplicate");
-            return Ok(());
-        }
-        let pending = self.audits.entry(epoch).or_default();
-        if pending.total != 0 && pending.total != parts {
-            return self.refuse("rewards.inputs.malformed", "inputs part count changed");
-        }
-        pending.total = parts;
-        pending.parts.insert(part, bytes);
-        self.try_audit(now, epoch);
-        Ok(())
-    }
-
-    /// Audits `epoch`'s record once it and all its input parts are here.
-    fn try_audit(&mut self, _now: Instant, epoch: u64) {
-        let ready = self
-            .audits
-            .get(&epoch)
-            .is_some_and(|p| p.record.is_some() && p.total > 0 && p.parts.len() == p.total as usize);
-        if !ready {
-            return;
-        }
-        let Some(pending) = self.audits.remove(&epoch) else { return };
-        let Some(record) = pending.record else { return };
-        let bytes: Vec<u8> = pending.parts.into_values().flatten().collect();
-        let outcome = match super::EpochInputs::decode(&bytes) {
-            Err(_) => AuditOutcome::Mismatch("inputs"),
-            Ok(inputs) => match record.verify_against(&self.params, &inputs) {
-                Err(m) => AuditOutcome::Mismatch(m.label()),
-                Ok(()) => match &self.prev_record {
-                    Some(prev) if prev.epoch.saturating_add(1) == record.epoch && !record.follows(prev) => {
-                        AuditOutcome::Mismatch("chain")
-                    }
-                    _ => AuditOutcome::Verified,
-                },
-            },
-        };
-        let hash = record.hash();
-        let event = match outcome {
-            AuditOutcome::Mismatch(what) => {
-                self.metrics.incr("rewards.audit.mismatch");
-                RewardsEvent::Mismatch { epoch, what }
-            }
-            _ => {
-                self.metrics.incr("rewards.audit.verified");
-                RewardsEvent::Verified { epoch, hash }
-            }
-        };
-        self.outputs.push_back(Output::Event(Event::Rewards(event)));
-        self.accept(record, outcome);
-    }
-
     /// Whether this node already accepted a record for `epoch` or later.
     fn has_record(&self, epoch: u64) -> bool {
         self.last.as_ref().is_some_and(|l| l.epoch >= epoch)
-    }
-
-    /// As coordinator: sends a settled epoch's record and inputs again to a
-    /// registered address, at most [`RECORD_RETRIES`] times.
-    fn on_record_request(&mut self, from: Addr, epoch: u64) -> Result<(), WireError> {
-        let Some(Published { record, inputs, resends: left }) = self.published.get_mut(&epoch) else {
-            return self.refuse("rewards.coord.record_request_unknown", "no such settled epoch");
-        };
-        let Some(n) = left.get_mut(&from).filter(|n| **n > 0) else {
-            return self.refuse("rewards.coord.record_request_refused", "not registered or asked too often");
-        };
-        *n -= 1;
-        let messages = publication(record, &inputs.encode());
-        self.metrics.incr("rewards.coord.record_resent");
-        for m in &messages {
-            self.send(from, m);
-        }
-        Ok(())
-    }
-
-    /// Asks the coordinator again for records not received in time.
-    fn request_records(&mut self, now: Instant) {
-        let due: Vec<u64> = self.awaited.iter().filter(|(_, a)| a.0 <= now).map(|(e, _)| *e).collect();
-        let retry = (self.params.settle_delay() / 2).max(Duration::from_secs(1));
-        for epoch in due {
-            let coordinator = self.coordinators.get(&epoch).copied();
-            let local = self.identity.id();
-            match (coordinator, self.awaited.get(&epoch).map(|a| a.1)) {
-                (Some((id, _, addr)), Some(tries)) if tries > 0 && id != local && !self.has_record(epoch) => {
-                    self.awaited.insert(epoch, (now.saturating_add(retry), tries - 1));
-                    self.metrics.incr("rewards.record.requested");
-                    self.send(addr, &RewardsMessage::RecordRequest { epoch });
-                }
-                _ => {
-                    self.awaited.remove(&epoch);
-                }
-            }
-        }
     }
 
     /// Takes `record` as the last one (a mismatching record is reported
@@ -791,7 +687,7 @@ impl Rewards {
         }
     }
 
-    fn on_answer(&mut self, from: Addr, answer: ChallengeAnswer, manifest: &[u8]) -> Result<(), WireError> {
+    fn on_challenge_answer(&mut self, from: Addr, answer: ChallengeAnswer, manifest: &[u8]) -> Result<(), WireError> {
         let Some(pending) = self.challenging.get(&answer.nonce).filter(|p| p.addr == from) else {
             return self.refuse("rewards.coord.answer_unexpected", "answer to no challenge");
         };
@@ -908,11 +804,11 @@ impl Rewards {
         self.coordinate(now, current, env);
         self.run_checks(now);
         self.send_claims(now);
-        self.request_records(now);
+        self.run_publication(now);
         let due: Vec<u64> =
             self.gathered.iter().filter(|(_, g)| g.settle_at.is_some_and(|t| t <= now)).map(|(e, _)| *e).collect();
         for epoch in due {
-            self.settle(now, epoch);
+            self.settle(epoch);
         }
     }
 
@@ -1023,8 +919,7 @@ impl Rewards {
             sent: false,
         };
         self.claims.insert(ended, claim);
-        let wait = delay.saturating_add((delay / 2).max(Duration::from_secs(1)));
-        self.awaited.insert(ended, (end.saturating_add(wait), RECORD_RETRIES));
+        self.schedule_audit(ended);
     }
 
     /// Sends due claim parts (first time: all; then the unacknowledged).
@@ -1079,7 +974,7 @@ impl Rewards {
 
     /// Settles `epoch`: builds the inputs and the signed record, chained to
     /// the last record this node holds, and sends both to the registered nodes.
-    fn settle(&mut self, now: Instant, epoch: u64) {
+    fn settle(&mut self, epoch: u64) {
         let Some(gathered) = self.gathered.remove(&epoch) else { return };
         let Some(group) = self.config.group.clone() else { return };
         // Checks still open for this epoch are closed now.
@@ -1098,31 +993,7 @@ impl Rewards {
         inputs.probes = gathered.probes;
         inputs.challenges = gathered.challenges;
         inputs.canonicalize();
-        let record = EpochRecord::build(&self.params, &inputs, prev, &self.identity);
-        let encoded = inputs.encode();
-        let messages = publication(&record, &encoded);
-        if messages.first().is_some_and(|m| m.encode().len() > wire::MAX_BODY) {
-            self.metrics.incr("rewards.coord.record_too_large");
-        }
-        let mut resends = BTreeMap::new();
-        for reg in gathered.registered.values() {
-            let Some(addr) = reg.addr else { continue };
-            resends.insert(addr, RECORD_RETRIES);
-            for m in &messages {
-                self.send(addr, m);
-            }
-        }
-        let nodes = inputs.nodes.len();
-        self.published.insert(epoch, Published { record: record.clone(), inputs, resends });
-        while self.published.len() > 2 {
-            self.published.pop_first();
-        }
-        let paid = record.payouts.iter().fold(0u64, |a, p| a.saturating_add(p.total));
-        let event = RewardsEvent::Settled { epoch, hash: record.hash(), paid, carried_out: record.carried_out, nodes };
-        self.metrics.incr("rewards.coord.settled");
-        self.outputs.push_back(Output::Event(Event::Rewards(event)));
-        let _ = now;
-        self.accept(record, AuditOutcome::Verified);
+        self.publish_inputs(epoch, inputs, prev);
     }
 
     fn end_epoch(&mut self, epoch: u64) {
@@ -1174,19 +1045,6 @@ impl Rewards {
         let ledger = &self.ledger;
         self.addrs.retain(|id, _| ledger.epochs().any(|e| ledger.epoch(e).is_some_and(|l| l.has_peer(id))));
     }
-}
-
-/// The datagrams that publish a settled epoch: its record, then its
-/// encoded inputs in [`INPUTS_PART_BYTES`] parts.
-fn publication(record: &EpochRecord, encoded: &[u8]) -> Vec<RewardsMessage> {
-    let parts: Vec<&[u8]> = encoded.chunks(INPUTS_PART_BYTES).collect();
-    let total = parts.len() as u32;
-    let epoch = record.epoch;
-    let mut out = vec![RewardsMessage::Record(record.clone())];
-    for (i, part) in parts.iter().enumerate() {
-        out.push(RewardsMessage::Inputs { epoch, part: i as u32, parts: total, bytes: part.to_vec() });
-    }
-    out
 }
 
 /// Files the claimed `receipts` of `epoch`: the best valid one per
