@@ -36,8 +36,10 @@
 //!
 //! The DHT and overlay operations go through [`Rewards::poll_request`]:
 //! [`crate::Node`] carries each [`RewardsRequest`] out and hands the
-//! outcome back with [`Rewards::on_answer`]. `machine/publication.rs` holds
-//! the publication and the audit, with their timing and retries.
+//! outcome back with [`Rewards::on_answer`]. `machine/coordinator.rs` holds
+//! the coordinator's announcements, registrations, spot checks, claims and
+//! settlement; `machine/publication.rs` the publication and the audit, with
+//! their timing and retries.
 //!
 //! Bounds: the ledger's (see [`super::ledger`]), the book's capacity
 //! ([`DEFAULT_BOOK_CAPACITY`] triples), one address per peer of the kept
@@ -47,9 +49,9 @@
 //! the inputs' size limit).
 
 use super::RewardsParams;
-use super::challenge::{Challenge, ChallengeAnswer};
+use super::challenge::Challenge;
 use super::clock::{EpochClock, RewardsConfig};
-use super::inputs::{ChallengeOutcome, EpochInputs, NodeEntry};
+use super::inputs::{ChallengeOutcome, EpochInputs};
 use super::ledger::{ByteLedger, Usage};
 use super::messages::{
     Announce, Declared, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register, RewardsMessage,
@@ -60,17 +62,17 @@ use super::record::EpochRecord;
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
-use crate::overlay::manifest::cid_of;
 use crate::overlay::{ContentStore, Manifest};
-use crate::rng::{EngineRng, below};
+use crate::rng::EngineRng;
 use crate::time::Instant;
 use crate::wire::WireError;
 use core::time::Duration;
-use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
 
+mod coordinator;
 mod publication;
 
+use coordinator::take_receipts;
 pub use publication::{
     AUDIT_DELAY, AUDIT_TRIES, KEPT_SETTLED, MEDIA_TYPE, PUT_TRIES, RETRY_BASE, RewardsAnswer, RewardsRequest,
 };
@@ -623,132 +625,6 @@ impl Rewards {
         }
     }
 
-    // ---- coordinator side ----
-
-    fn on_register(&mut self, now: Instant, from: Addr, register: Register) -> Result<(), WireError> {
-        if self.group() != Some(register.group.as_str()) {
-            return self.refuse("rewards.coord.other_group", "registration for another group");
-        }
-        let epoch = register.epoch;
-        if epoch != self.clock.epoch_at(now) || !self.gathered.contains_key(&epoch) {
-            return self.refuse("rewards.coord.not_coordinating", "not coordinating that epoch");
-        }
-        if !register.verify() {
-            return self.refuse("rewards.coord.register_invalid", "bad registration");
-        }
-        let node = register.node();
-        let Some(gathered) = self.gathered.get_mut(&epoch) else { return Ok(()) };
-        if let Some(known) = gathered.registered.get_mut(&node) {
-            known.addr = Some(from);
-            known.stored = register.stored;
-            return Ok(());
-        }
-        if gathered.registered.len() >= MAX_REGISTERED {
-            return self.refuse("rewards.coord.register_full", "registrations full");
-        }
-        gathered
-            .registered
-            .insert(node, Registration { key: register.signing_key, addr: Some(from), stored: register.stored });
-        self.metrics.incr("rewards.coord.registered");
-        // Spot checks at random instants of what is left of the epoch.
-        let end = self.clock.epoch_start(epoch.saturating_add(1));
-        let margin = self.params.probe_timeout().max(self.params.challenge_timeout());
-        let span = end.saturating_sub(margin).saturating_duration_since(now);
-        let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-        let kinds = (0..self.params.probes_per_epoch)
-            .map(|_| Check::Probe)
-            .chain((0..self.params.challenges_per_epoch).map(|_| Check::Challenge));
-        let kinds: Vec<Check> = kinds.take(64).collect();
-        for kind in kinds {
-            let at = now.saturating_add(Duration::from_millis(below(&mut self.rng, span_ms.max(1))));
-            self.check_seq += 1;
-            self.checks.insert((at, self.check_seq), (epoch, node, kind));
-        }
-        Ok(())
-    }
-
-    fn on_probe_data(&mut self, now: Instant, from: Addr, nonce: [u8; 32], len: usize) -> Result<(), WireError> {
-        let Some(pending) = self.probing.get_mut(&nonce).filter(|p| p.addr == from) else {
-            return self.refuse("rewards.coord.probe_unexpected", "probe data for no probe");
-        };
-        pending.meter.on_datagram(now, len);
-        if pending.meter.total_bytes() >= pending.bytes {
-            self.finish_probe(now, nonce);
-        }
-        Ok(())
-    }
-
-    fn finish_probe(&mut self, now: Instant, nonce: [u8; 32]) {
-        let Some(mut pending) = self.probing.remove(&nonce) else { return };
-        let result = pending.meter.finish(now.min(pending.deadline));
-        self.metrics.incr("rewards.coord.probes_done");
-        if let Some(g) = self.gathered.get_mut(&pending.epoch) {
-            g.probes.push(result);
-        }
-    }
-
-    fn on_challenge_answer(&mut self, from: Addr, answer: ChallengeAnswer, manifest: &[u8]) -> Result<(), WireError> {
-        let Some(pending) = self.challenging.get(&answer.nonce).filter(|p| p.addr == from) else {
-            return self.refuse("rewards.coord.answer_unexpected", "answer to no challenge");
-        };
-        let challenge = pending.challenge;
-        let node = pending.node;
-        self.challenging.remove(&answer.nonce);
-        // The slice proof shows the chunk; the signed manifest shows that
-        // the chunk belongs to the content and names its publisher.
-        let proven = challenge.verify(&answer).is_ok()
-            && cid_of(manifest) == challenge.cid
-            && Manifest::decode(manifest)
-                .ok()
-                .and_then(|m| {
-                    let again = Challenge::for_chunk(
-                        challenge.epoch,
-                        challenge.nonce,
-                        challenge.cid,
-                        &m,
-                        challenge.chunk_index,
-                    );
-                    (again == Some(challenge)).then(|| m.publisher_id())
-                })
-                .is_some();
-        let publisher =
-            if proven { Manifest::decode(manifest).map(|m| m.publisher_id()).unwrap_or(node) } else { node };
-        self.metrics.incr(if proven { "rewards.coord.challenges_passed" } else { "rewards.coord.challenges_failed" });
-        if let Some(g) = self.gathered.get_mut(&challenge.epoch) {
-            g.challenges.push(challenge.outcome(node, publisher, proven));
-        }
-        Ok(())
-    }
-
-    fn on_claim(
-        &mut self,
-        now: Instant,
-        from: Addr,
-        epoch: u64,
-        part: u32,
-        receipts: Vec<Receipt>,
-    ) -> Result<(), WireError> {
-        let Some(gathered) = self.gathered.get_mut(&epoch) else {
-            return self.refuse("rewards.coord.claim_unexpected", "not settling that epoch");
-        };
-        if gathered.settle_at.is_some_and(|t| now >= t) {
-            return self.refuse("rewards.coord.claim_late", "claim after settlement");
-        }
-        if !gathered.registered.values().any(|r| r.addr == Some(from)) {
-            return self.refuse("rewards.coord.claim_unregistered", "claim from an unregistered address");
-        }
-        if receipts.len() > self.params.max_receipts_per_claim as usize {
-            return self.refuse("rewards.coord.claim_too_long", "claim longer than max_receipts_per_claim");
-        }
-        self.metrics.incr("rewards.coord.claims");
-        let full = take_receipts(gathered, epoch, receipts);
-        if full > 0 {
-            self.metrics.add("rewards.coord.claims_full", full);
-        }
-        self.send(from, &RewardsMessage::ClaimAck { epoch, part });
-        Ok(())
-    }
-
     fn on_receipt(&mut self, now: Instant, receipt: Receipt) -> Result<(), WireError> {
         self.metrics.incr("rewards.receipts.received");
         if receipt.provider != self.identity.id() {
@@ -809,100 +685,6 @@ impl Rewards {
             self.gathered.iter().filter(|(_, g)| g.settle_at.is_some_and(|t| t <= now)).map(|(e, _)| *e).collect();
         for epoch in due {
             self.settle(epoch);
-        }
-    }
-
-    /// As lease holder: opens the current epoch and announces it to the
-    /// peers not registered yet, once per receipt interval.
-    fn coordinate(&mut self, now: Instant, current: u64, env: &RewardsEnv<'_>) {
-        let Some(group) = self.config.group.clone() else { return };
-        if !env.leader {
-            self.next_announce = None;
-            return;
-        }
-        if !self.gathered.contains_key(&current) {
-            let settle_at =
-                self.clock.epoch_start(current.saturating_add(1)).saturating_add(self.params.settle_delay());
-            let mut gathered = Gathered { settle_at: Some(settle_at), ..Gathered::default() };
-            let me = self.identity.public().signing_key;
-            gathered.registered.insert(self.identity.id(), Registration { key: me, addr: None, stored: Vec::new() });
-            self.gathered.insert(current, gathered);
-            self.coordinators.insert(current, (self.identity.id(), me, self.config_addr()));
-            self.metrics.incr("rewards.coord.epochs_opened");
-            self.next_announce = Some(now);
-        }
-        if self.next_announce.is_some_and(|t| t <= now) {
-            let announce = RewardsMessage::Announce(Announce::sign(&self.identity, &group, current));
-            let registered = self.gathered.get(&current).map(|g| g.registered.keys().copied().collect::<Vec<_>>());
-            let registered = registered.unwrap_or_default();
-            for (id, addr) in (env.peers)() {
-                if !registered.contains(&id) {
-                    self.send(addr, &announce);
-                }
-            }
-            self.next_announce = Some(now.saturating_add(self.params.receipt_interval()));
-        }
-    }
-
-    /// A placeholder address for this node's own entry (never sent to).
-    fn config_addr(&self) -> Addr {
-        Addr::from(([0, 0, 0, 0], 0))
-    }
-
-    /// Starts the spot checks that are due and closes the timed-out ones.
-    fn run_checks(&mut self, now: Instant) {
-        while let Some(entry) = self.checks.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (epoch, node, kind) = entry.remove();
-            let Some(reg) = self.gathered.get(&epoch).and_then(|g| g.registered.get(&node)).cloned() else { continue };
-            let Some(addr) = reg.addr else { continue };
-            let mut nonce = [0u8; 32];
-            self.rng.fill_bytes(&mut nonce);
-            match kind {
-                Check::Probe => {
-                    let bytes = self.params.probe_bytes;
-                    let deadline = now.saturating_add(self.params.probe_timeout());
-                    let meter = ProbeMeter::new(node, now);
-                    self.probing.insert(nonce, PendingProbe { epoch, addr, meter, bytes, deadline });
-                    self.metrics.incr("rewards.coord.probes_sent");
-                    self.send(addr, &RewardsMessage::ProbeRequest { epoch, nonce, bytes });
-                }
-                Check::Challenge => {
-                    if reg.stored.is_empty() {
-                        self.metrics.incr("rewards.coord.challenge_nothing_declared");
-                        continue;
-                    }
-                    let pick = below(&mut self.rng, reg.stored.len() as u64) as usize;
-                    let Some(d) = reg.stored.get(pick) else { continue };
-                    let challenge = Challenge {
-                        epoch,
-                        nonce,
-                        cid: d.cid,
-                        chunk_index: d.chunk_index,
-                        block: d.block,
-                        chunk_len: d.chunk_len,
-                    };
-                    let deadline = now.saturating_add(self.params.challenge_timeout());
-                    self.challenging.insert(nonce, PendingChallenge { node, addr, challenge, deadline });
-                    self.metrics.incr("rewards.coord.challenges_sent");
-                    self.send(addr, &RewardsMessage::Challenge(challenge));
-                }
-            }
-        }
-        let late: Vec<[u8; 32]> = self.probing.iter().filter(|(_, p)| p.deadline <= now).map(|(n, _)| *n).collect();
-        for nonce in late {
-            self.finish_probe(now, nonce);
-        }
-        let late: Vec<[u8; 32]> = self.challenging.iter().filter(|(_, c)| c.deadline <= now).map(|(n, _)| *n).collect();
-        for nonce in late {
-            let Some(pending) = self.challenging.remove(&nonce) else { continue };
-            self.metrics.incr("rewards.coord.challenges_timed_out");
-            let c = pending.challenge;
-            if let Some(g) = self.gathered.get_mut(&c.epoch) {
-                g.challenges.push(c.outcome(pending.node, pending.node, false));
-            }
         }
     }
 
@@ -972,30 +754,6 @@ impl Rewards {
         self.claims.retain(|_, c| now < c.until);
     }
 
-    /// Settles `epoch`: builds the inputs and the signed record, chained to
-    /// the last record this node holds, and sends both to the registered nodes.
-    fn settle(&mut self, epoch: u64) {
-        let Some(gathered) = self.gathered.remove(&epoch) else { return };
-        let Some(group) = self.config.group.clone() else { return };
-        // Checks still open for this epoch are closed now.
-        self.checks.retain(|_, c| c.0 != epoch);
-        self.probing.retain(|_, p| p.epoch != epoch);
-        self.challenging.retain(|_, c| c.challenge.epoch != epoch);
-        let (prev, carried_in) = match &self.prev_record {
-            Some(p) if p.epoch < epoch => {
-                (p.hash(), if p.epoch.saturating_add(1) == epoch { p.carried_out } else { 0 })
-            }
-            _ => ([0u8; 32], 0),
-        };
-        let mut inputs = EpochInputs::new(group, epoch, self.params.emission, carried_in);
-        inputs.nodes = gathered.registered.values().map(|r| NodeEntry::from_key(r.key)).collect();
-        inputs.receipts = gathered.best.into_values().chain(gathered.invalid).collect();
-        inputs.probes = gathered.probes;
-        inputs.challenges = gathered.challenges;
-        inputs.canonicalize();
-        self.publish_inputs(epoch, inputs, prev);
-    }
-
     fn end_epoch(&mut self, epoch: u64) {
         let local = self.identity.id();
         let received = self
@@ -1045,28 +803,6 @@ impl Rewards {
         let ledger = &self.ledger;
         self.addrs.retain(|id, _| ledger.epochs().any(|e| ledger.epoch(e).is_some_and(|l| l.has_peer(id))));
     }
-}
-
-/// Files the claimed `receipts` of `epoch`: the best valid one per
-/// (consumer, provider), invalid ones kept as evidence; returns how many
-/// were refused for lack of room.
-fn take_receipts(gathered: &mut Gathered, epoch: u64, receipts: Vec<Receipt>) -> u64 {
-    let mut full = 0;
-    for r in receipts {
-        if gathered.best.len() + gathered.invalid.len() >= MAX_CLAIMED_RECEIPTS {
-            full += 1;
-            continue;
-        }
-        if r.epoch != epoch || r.verify().is_err() {
-            gathered.invalid.push(r);
-            continue;
-        }
-        let key = (r.consumer(), r.provider);
-        if gathered.best.get(&key).is_none_or(|b| b.bytes < r.bytes) {
-            gathered.best.insert(key, r);
-        }
-    }
-    full
 }
 
 /// Chunks of content this node stores, to declare in a registration (in
