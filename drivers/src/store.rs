@@ -39,6 +39,7 @@ fn row_key(op: &PersistOp) -> Vec<u8> {
         PersistOp::PutProvider(r) => (3, r.key.0, Some(r.provider.id.0)),
         PersistOp::RemoveProvider(k, id) => (3, k.0, Some(id.0)),
         PersistOp::PutOwnValue(r) => (4, r.key.0, None),
+        PersistOp::RemoveOwnValue(k) => (4, k.0, None),
         PersistOp::PutOwnProvider(r) => (5, r.key.0, None),
         PersistOp::RemoveOwnProvider(k) => (5, k.0, None),
         PersistOp::PutMembership { group, .. } => {
@@ -63,6 +64,7 @@ fn is_removal(op: &PersistOp) -> bool {
             | PersistOp::RemoveValue(_)
             | PersistOp::RemoveProvider(..)
             | PersistOp::RemoveOwnProvider(_)
+            | PersistOp::RemoveOwnValue(_)
     )
 }
 

@@ -14,7 +14,7 @@ use crate::params::Params;
 use crate::persist::{PersistOp, PersistedState};
 use crate::rewards::clock::RewardsConfig;
 use crate::rewards::ledger::{ByteLedger, Direction, Usage};
-use crate::rewards::machine::RewardsEnv;
+use crate::rewards::machine::{RewardsAnswer, RewardsEnv, RewardsRequest};
 use crate::rewards::{Rewards, RewardsEvent, RewardsStatus};
 use crate::rng::NodeSeed;
 use crate::time::Instant;
@@ -252,6 +252,7 @@ enum Asker {
     Overlay,
     Circuits,
     Mixnet,
+    Rewards,
 }
 
 /// One Allium node. See the crate documentation for the polling contract.
@@ -385,6 +386,12 @@ impl Node {
         self.rewards.status(now)
     }
 
+    /// Test hooks of the rewards machine (a dishonest coordinator).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn rewards_mut(&mut self) -> &mut Rewards {
+        &mut self.rewards
+    }
+
     /// Test hooks of the circuit machine (fault injection).
     #[cfg(any(test, feature = "test-hooks"))]
     pub fn circuits_mut(&mut self) -> &mut Circuits {
@@ -429,6 +436,9 @@ impl Node {
                             Some((Asker::Overlay, token)) => self.overlay.on_dht_event(now, token, event),
                             Some((Asker::Circuits, token)) => self.circuits.on_dht_event(now, token, event),
                             Some((Asker::Mixnet, token)) => self.mixnet.on_dht_event(now, token, event),
+                            Some((Asker::Rewards, token)) => {
+                                self.rewards.on_answer(now, token, RewardsAnswer::Dht(event))
+                            }
                             None => {
                                 if let DhtEvent::Bootstrapped { .. } = event {
                                     self.circuits.on_bootstrapped(now);
@@ -459,7 +469,10 @@ impl Node {
             }
             while let Some(output) = self.overlay.poll_output() {
                 moved = true;
-                self.outputs.push_back(output);
+                match output {
+                    Output::Event(Event::Overlay(event)) => self.route_overlay_event(now, event),
+                    other => self.outputs.push_back(other),
+                }
             }
             while let Some((token, request)) = self.circuits.poll_dht_request() {
                 moved = true;
@@ -511,6 +524,10 @@ impl Node {
                 moved = true;
                 self.outputs.push_back(output);
             }
+            while let Some((token, request)) = self.rewards.poll_request() {
+                moved = true;
+                self.start_rewards_request(now, token, request);
+            }
             self.drain_usage(now);
             while let Some(output) = self.rewards.poll_output() {
                 moved = true;
@@ -519,6 +536,57 @@ impl Node {
             if !moved {
                 break;
             }
+        }
+    }
+
+    /// Hands an overlay event to the rewards machine when it answers one of
+    /// its requests, to the application otherwise.
+    fn route_overlay_event(&mut self, now: Instant, event: OverlayEvent) {
+        let asked = event.command().and_then(|id| self.internal.get(&id).map(|a| (id, *a)));
+        let Some((id, (Asker::Rewards, token))) = asked else {
+            self.outputs.push_back(Output::Event(Event::Overlay(event)));
+            return;
+        };
+        match event {
+            OverlayEvent::Data { .. } => self.rewards.on_answer(now, token, RewardsAnswer::Overlay(event)),
+            // A publish was answered when it started (its content id).
+            OverlayEvent::Published { .. } => {
+                self.internal.remove(&id);
+            }
+            _ => {
+                self.internal.remove(&id);
+                self.rewards.on_answer(now, token, RewardsAnswer::Overlay(event));
+            }
+        }
+    }
+
+    /// Carries out a DHT or overlay operation for the rewards machine.
+    fn start_rewards_request(&mut self, now: Instant, token: u64, request: RewardsRequest) {
+        if let RewardsRequest::Forget { key } = request {
+            self.dht.forget_value(key);
+            return;
+        }
+        let id = self.next_internal;
+        self.next_internal += 1;
+        self.internal.insert(id, (Asker::Rewards, token));
+        match request {
+            RewardsRequest::Publish { data, metadata } => {
+                let result = self.overlay.publish(now, id, &self.identity, &data, metadata);
+                if result.is_err() {
+                    self.internal.remove(&id);
+                }
+                self.rewards.on_answer(now, token, RewardsAnswer::Published(result));
+            }
+            RewardsRequest::Put { key, value } => {
+                if let Err(reason) = self.dht.put_value_at(now, id, &self.identity, key, value) {
+                    self.internal.remove(&id);
+                    self.rewards.on_answer(now, token, RewardsAnswer::Refused(reason));
+                }
+            }
+            RewardsRequest::Get { key } => self.dht.get_value(now, id, key),
+            RewardsRequest::Fetch { cid } => self.overlay.fetch(now, id, cid, None),
+            RewardsRequest::Unpin { cid } => self.overlay.unpin(id, cid),
+            RewardsRequest::Forget { .. } => {}
         }
     }
 
@@ -623,7 +691,9 @@ impl Node {
                 self.dht.find_providers(now, id, key);
                 Ok(())
             }
-            Command::Publish { data, metadata } => self.overlay.publish(now, id, &self.identity, &data, metadata),
+            Command::Publish { data, metadata } => {
+                self.overlay.publish(now, id, &self.identity, &data, metadata).map(|_| ())
+            }
             Command::Fetch { cid, range } => {
                 self.overlay.fetch(now, id, cid, range);
                 Ok(())

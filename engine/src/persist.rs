@@ -41,6 +41,9 @@ pub enum PersistOp {
         /// [`crate::election::Membership::encode`] of the list.
         list: Vec<u8>,
     },
+    /// This node stopped republishing a value it published (see
+    /// [`crate::dht::Dht::forget_value`]).
+    RemoveOwnValue(Key),
 }
 
 /// Everything a node persisted, as a driver or the simulator rebuilds it.
@@ -93,6 +96,9 @@ impl PersistedState {
             }
             PersistOp::PutMembership { group, list } => {
                 self.memberships.insert(group, list);
+            }
+            PersistOp::RemoveOwnValue(k) => {
+                self.own_values.remove(&k);
             }
         }
     }

@@ -15,7 +15,7 @@ use common::{Net, service_bytes};
 use std::time::Duration;
 
 fn enabled() -> RewardsConfig {
-    RewardsConfig { enabled: true, group: None, unix_ms_at_start: 0 }
+    RewardsConfig { enabled: true, group: None, unix_ms_at_start: 0, audit: true }
 }
 
 /// What `node` exchanged with `peer` over every kept epoch.

@@ -355,6 +355,8 @@ pub enum FuzzPersistOp {
     PutOwnProvider(FuzzProviderRecord),
     /// `RemoveOwnProvider`.
     RemoveOwnProvider(FuzzKey),
+    /// `RemoveOwnValue`.
+    RemoveOwnValue(FuzzKey),
 }
 
 impl FuzzPersistOp {
@@ -370,6 +372,7 @@ impl FuzzPersistOp {
             FuzzPersistOp::PutOwnValue(r) => PersistOp::PutOwnValue(r.record()),
             FuzzPersistOp::PutOwnProvider(r) => PersistOp::PutOwnProvider(r.record()),
             FuzzPersistOp::RemoveOwnProvider(k) => PersistOp::RemoveOwnProvider(k.key()),
+            FuzzPersistOp::RemoveOwnValue(k) => PersistOp::RemoveOwnValue(k.key()),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Targets for the rewards core: the receipt, challenge, answer, record
-//! and inputs decoders fed arbitrary bytes (alone and XORed onto valid
+//! Targets for the rewards core: the receipt, challenge, answer, record,
+//! inputs and record-pointer decoders fed arbitrary bytes (alone and XORed onto valid
 //! encodings), and the settlement fed arbitrary small inputs. Each function
 //! panics if a property is broken.
 
@@ -7,7 +7,7 @@ use allium_engine::overlay::{BlockId, Cid};
 use allium_engine::rewards::challenge::MAX_PROOF_LEVELS;
 use allium_engine::rewards::{
     Challenge, ChallengeAnswer, ChallengeError, ChallengeOutcome, EpochInputs, EpochRecord, InputsError, NodeEntry,
-    ProbeResult, Receipt, ReceiptBook, ReceiptError, RecordError, RewardsParams, settle,
+    PointerError, ProbeResult, Receipt, ReceiptBook, ReceiptError, RecordError, RecordPointer, RewardsParams, settle,
 };
 use allium_engine::rng::NodeSeed;
 use allium_engine::wire::WireError;
@@ -200,6 +200,43 @@ pub fn rewards_record_decode(bytes: &[u8]) {
     }
 }
 
+/// The valid pointer `rewards_pointer_decode` starts from.
+fn fixed_pointer() -> RecordPointer {
+    RecordPointer::sign(&pool()[4], "rewards", 11, [5; 32], Cid([6; 32]), Cid([7; 32]))
+}
+
+/// `rewards_pointer_decode`: arbitrary bytes into `RecordPointer::decode`,
+/// also XORed onto a valid signed pointer. It never panics; what decodes
+/// re-encodes to the same bytes and fits the default `dht.max_value_bytes`
+/// (1024); a decoded pointer that differs from the valid one under the
+/// same coordinator key never verifies; `verify` never panics; errors are
+/// typed (body errors, `too_large`, `group_name`, `non_canonical`).
+pub fn rewards_pointer_decode(bytes: &[u8]) {
+    let pointer = fixed_pointer();
+    for candidate in [bytes.to_vec(), xor_onto(&pointer.encode(), bytes)] {
+        match RecordPointer::decode(&candidate) {
+            Ok(decoded) => {
+                assert_eq!(decoded.encode(), candidate);
+                assert!(candidate.len() <= 1024);
+                let verified = decoded.verify();
+                if decoded != pointer && decoded.coordinator_key == pointer.coordinator_key {
+                    assert!(verified.is_err(), "a changed pointer still verifies");
+                }
+                if decoded == pointer {
+                    assert_eq!(verified, Ok(()));
+                }
+                let _ = decoded.coordinator();
+            }
+            Err(PointerError::Decode(e)) => assert!(body_error(&e), "{e:?}"),
+            Err(PointerError::TooLarge) => {
+                assert!(candidate.len() > allium_engine::rewards::pointer::MAX_POINTER_BYTES)
+            }
+            Err(PointerError::GroupName | PointerError::NonCanonical) => {}
+            Err(PointerError::Signature) => panic!("decode does not check signatures"),
+        }
+    }
+}
+
 /// A receipt the `rewards_settle` target adds to its inputs.
 #[derive(Clone, Debug, TypeGenerator)]
 pub struct ReceiptChoice {
@@ -322,6 +359,9 @@ mod tests {
         rewards_receipt_decode(&[0; 200]);
         rewards_challenge_decode(&[0; 3000]);
         rewards_record_decode(&[0; 600]);
+        rewards_pointer_decode(&[]);
+        rewards_pointer_decode(&[0; 700]);
+        assert!(RecordPointer::decode(&fixed_pointer().encode()).is_ok_and(|p| p.verify().is_ok()));
         let (chunk, fixed) = fixed_challenge();
         assert!(ChallengeAnswer::decode(&fixed.answer(&chunk).encode()).is_ok());
         assert!(

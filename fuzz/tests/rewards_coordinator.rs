@@ -4,22 +4,25 @@
 //! structured ones signed by four pool identities: registrations, claims
 //! with valid, tampered, unregistered or wrong-epoch receipts, probe data
 //! and challenge answers (for the nonces the node actually sent, or
-//! random), records and input parts — interleaved with time steps across
-//! epoch ends and settlements. The harness is in this file.
+//! random) — interleaved with time steps across epoch ends and
+//! settlements. The harness is in this file.
 //!
 //! Checked after every input: nothing panics; `poll_output` runs dry;
 //! `poll_timeout` is always `Some` and, after a timeout at `now`, strictly
 //! later; every datagram the node sends frames and decodes; every rewards
 //! event is one of the coordinator's (no `Mismatch` from its own records);
 //! every record it settles verifies its own signature and conserves the
-//! units (`Σ totals + carried_out = emission + carried_in`), and a
-//! settled record's hash is the last record's.
+//! units (`Σ totals + carried_out = emission + carried_in`), a settled
+//! record's hash is the last record's, it names its published inputs and
+//! is what `Rewards::settled` returns with inputs that recompute it, and
+//! the node's DHT store holds a verified pointer to it under
+//! `record_key(group, epoch)`.
 
 use allium_engine::election::{ElectionConfig, GroupConfig, Member, Membership};
 use allium_engine::rewards::challenge::ChallengeAnswer;
 use allium_engine::rewards::clock::RewardsConfig;
 use allium_engine::rewards::messages::{Declared, Register, RewardsMessage};
-use allium_engine::rewards::{EpochRecord, Receipt, RewardsEvent};
+use allium_engine::rewards::{EpochRecord, Receipt, RecordPointer, RewardsEvent, record_key};
 use allium_engine::wire::{self, MessageKind};
 use allium_engine::{Addr, CryptoSuite, Event, Identity, Input, Instant, Node, NodeSeed, Output, Params};
 use allium_fuzz::pool;
@@ -37,8 +40,6 @@ enum Step {
     Claim { who: u8, epoch_back: u8, part: u32, receipts: Vec<(u8, u8, u32, bool)> },
     ProbeData { from: u8, nonce: u8, random: bool, len: u16 },
     Answer { from: u8, nonce: u8, slice: Vec<u8>, manifest: Vec<u8> },
-    Record { from: u8, epoch: u8 },
-    Inputs { from: u8, epoch: u8, part: u32, parts: u32, bytes: Vec<u8> },
     Wait(u16),
 }
 
@@ -85,7 +86,7 @@ impl Harness {
                 join_token: None,
             }],
         };
-        config.rewards = RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0 };
+        config.rewards = RewardsConfig { enabled: true, group: Some(GROUP.into()), unix_ms_at_start: 0, audit: true };
         let node = Node::new(Instant::ZERO, config);
         let mut h = Harness { node, now: Instant::ZERO, nonces: Vec::new() };
         h.drain();
@@ -138,6 +139,16 @@ impl Harness {
                     sum + u128::from(record.carried_out),
                     u128::from(record.emission) + u128::from(record.carried_in)
                 );
+                let machine = self.node.rewards_machine();
+                let (kept, inputs) = machine.settled(epoch).expect("the settled epoch is kept");
+                assert_eq!(kept, record);
+                assert!(record.inputs_cid.is_some(), "the inputs were published");
+                assert_eq!(record.verify_against(machine.params(), inputs), Ok(()));
+                let key = record_key(GROUP, epoch);
+                let value = self.node.dht().store().values().find(|v| v.key == key).expect("the pointer is held");
+                let pointer = RecordPointer::decode(&value.value).expect("the pointer decodes");
+                assert_eq!(pointer.verify(), Ok(()));
+                assert_eq!((pointer.record_hash, pointer.inputs_cid), (hash, record.inputs_cid.expect("set")));
             }
             RewardsEvent::Mismatch { .. } => panic!("the coordinator's own record mismatched"),
             RewardsEvent::EpochEnded { .. } | RewardsEvent::Verified { .. } => {}
@@ -225,17 +236,6 @@ impl Harness {
                 };
                 let manifest = manifest.into_iter().take(4096).collect();
                 self.datagram(peer_addr(from), &RewardsMessage::Answer { answer, manifest });
-            }
-            Step::Record { from, epoch: back } => {
-                if let Some(mut record) = self.node.rewards_machine().last_record().cloned() {
-                    record.epoch = record.epoch.saturating_add(u64::from(back % 3));
-                    self.datagram(peer_addr(from), &RewardsMessage::Record(record));
-                }
-            }
-            Step::Inputs { from, epoch: back, part, parts, bytes } => {
-                let e = epoch.saturating_sub(u64::from(back % 3));
-                let bytes = bytes.into_iter().take(4096).collect();
-                self.datagram(peer_addr(from), &RewardsMessage::Inputs { epoch: e, part, parts, bytes });
             }
             Step::Wait(ms) => self.wait(Duration::from_millis(u64::from(ms) * 4)),
         }

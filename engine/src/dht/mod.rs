@@ -354,13 +354,29 @@ impl Dht {
         self.start_query(now, QueryOrigin::Command(id), target, QueryKind::FindNode);
     }
 
-    /// Signs and publishes `value` under `name`.
+    /// Signs and publishes `value` under `name` (key [`key_for_name`]`(name)`).
     pub fn put_value(
         &mut self,
         now: Instant,
         id: CommandId,
         identity: &Identity,
         name: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), String> {
+        self.put_value_at(now, id, identity, key_for_name(name), value)
+    }
+
+    /// Signs and publishes `value` under `key` itself, for keys derived in
+    /// another way than [`key_for_name`] (such as
+    /// [`crate::rewards::record_key`]). The same rules apply: at most
+    /// `dht.max_value_bytes`, one publisher per key at each holder, a
+    /// higher sequence number replaces this node's earlier value.
+    pub fn put_value_at(
+        &mut self,
+        now: Instant,
+        id: CommandId,
+        identity: &Identity,
+        key: Key,
         value: Vec<u8>,
     ) -> Result<(), String> {
         if value.len() > self.params.max_value_bytes {
@@ -370,7 +386,6 @@ impl Dht {
                 self.params.max_value_bytes
             ));
         }
-        let key = key_for_name(name);
         // A restored record may already hold the last sequence number (the
         // persisted state is read from disk and may be corrupt): refuse the
         // update rather than overflow.
@@ -387,6 +402,14 @@ impl Dht {
         }
         self.start_query(now, QueryOrigin::Command(id), key, QueryKind::PutValue { record });
         Ok(())
+    }
+
+    /// Stops republishing this node's value under `key` (the copies held
+    /// by others, and by this node, expire with their TTL).
+    pub fn forget_value(&mut self, key: Key) {
+        if self.own_values.remove(&key).is_some() {
+            self.persist(PersistOp::RemoveOwnValue(key));
+        }
     }
 
     /// Looks up the record under `key`, answering from the local store when it holds it.

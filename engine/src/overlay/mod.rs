@@ -157,6 +157,20 @@ pub enum OverlayEvent {
     },
 }
 
+impl OverlayEvent {
+    /// The command the event answers, if it answers one.
+    pub fn command(&self) -> Option<CommandId> {
+        match self {
+            OverlayEvent::Published { id, .. }
+            | OverlayEvent::Data { id, .. }
+            | OverlayEvent::FetchFinished { id, .. }
+            | OverlayEvent::Pinned { id, .. }
+            | OverlayEvent::Unpinned { id, .. } => Some(*id),
+            OverlayEvent::Stored { .. } | OverlayEvent::Evicted { .. } => None,
+        }
+    }
+}
+
 /// A DHT operation the overlay needs, dispatched by [`crate::Node`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhtRequest {
@@ -383,7 +397,9 @@ impl Overlay {
     // ----- commands -------------------------------------------------------
 
     /// Splits, stores, pins and announces `data`; replicas are placed once
-    /// the announcement finishes. Errors are misuse of the local API.
+    /// the announcement finishes ([`OverlayEvent::Published`]). Returns the
+    /// content id at once (a pure function of the bytes, the chunk size, the
+    /// metadata and the publisher's key). Errors are misuse of the local API.
     pub fn publish(
         &mut self,
         now: Instant,
@@ -391,7 +407,7 @@ impl Overlay {
         identity: &Identity,
         data: &[u8],
         metadata: Metadata,
-    ) -> Result<(), String> {
+    ) -> Result<Cid, String> {
         if data.len() as u64 > self.params.max_object_bytes {
             return Err(format!("object of {} bytes exceeds overlay.max_object_bytes", data.len()));
         }
@@ -414,7 +430,7 @@ impl Overlay {
         self.dht(DhtRequest::Provide(cid.key()), DhtPurpose::Publish { command: id, cid });
         let next = now + self.jittered_period();
         self.schedule_repair(cid, next);
-        Ok(())
+        Ok(cid)
     }
 
     /// Fetches `cid` (or the chunks covering `range`), delivering verified

@@ -11,7 +11,7 @@
 use crate::time::Instant;
 
 /// A node's part in the rewards protocol (per node, in [`crate::NodeConfig`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RewardsConfig {
     /// Whether the node counts bytes and takes part in rewards (default false).
     pub enabled: bool,
@@ -20,6 +20,19 @@ pub struct RewardsConfig {
     /// The driver's wall clock, in unix milliseconds, at the engine's
     /// `Instant::ZERO` (default 0; the simulator passes 0).
     pub unix_ms_at_start: u64,
+    /// Whether this node audits the settled epochs of its group: fetches
+    /// each epoch's record and inputs through the DHT and the overlay and
+    /// recomputes the settlement (default true). A node audits iff this and
+    /// `rewards.audit` are both true; the simulator turns it off for all but
+    /// a sample of nodes.
+    pub audit: bool,
+}
+
+impl Default for RewardsConfig {
+    /// Off, no group, `unix_ms_at_start` 0, auditing (when enabled) on.
+    fn default() -> Self {
+        RewardsConfig { enabled: false, group: None, unix_ms_at_start: 0, audit: true }
+    }
 }
 
 /// Maps engine instants to epochs and back.
@@ -74,5 +87,14 @@ mod tests {
         assert_eq!(real.epoch_start(6), Instant::from_secs(500));
         assert_eq!(real.epoch_start(5), Instant::ZERO);
         assert_eq!(EpochClock::new(0, 0).epoch_ms, 1000);
+    }
+
+    #[test]
+    fn the_default_config_is_off_and_audits_when_enabled() {
+        let config = RewardsConfig::default();
+        assert!(!config.enabled);
+        assert!(config.audit);
+        assert_eq!(config.group, None);
+        assert_eq!(config.unix_ms_at_start, 0);
     }
 }

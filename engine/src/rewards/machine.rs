@@ -20,25 +20,41 @@
 //!   to its routing table's peers, takes signed registrations, probes and
 //!   challenges each registered node at random instants of the epoch,
 //!   takes claims until `settle_delay_secs` after the epoch, then settles
-//!   ([`EpochRecord::build`]), chained to the last record it holds, and
-//!   sends the record and the encoded inputs to the registered nodes.
+//!   ([`EpochRecord::build`]), chained to the last record it holds: it
+//!   publishes the encoded inputs and the signed record (which names the
+//!   inputs' content id) as overlay content, and stores a signed
+//!   [`super::RecordPointer`] to both in the DHT under
+//!   [`super::record_key`]`(group, epoch)`.
 //! * **Node.** It registers with the announced coordinator of the current
-//!   epoch, answers probes and challenges (from its content store), claims
-//!   its receipts after the epoch, and audits the record it receives.
+//!   epoch, answers probes and challenges (from its content store), and
+//!   claims its receipts after the epoch.
+//! * **Auditor.** Any node with a group whose `rewards.audit` and
+//!   `RewardsConfig.audit` are both true, registered or not: after each
+//!   epoch's settlement it gets the pointer from the DHT, fetches the record
+//!   and the inputs through the overlay, recomputes the settlement and
+//!   reports [`RewardsEvent::Verified`] or [`RewardsEvent::Mismatch`].
+//!
+//! The DHT and overlay operations go through [`Rewards::poll_request`]:
+//! [`crate::Node`] carries each [`RewardsRequest`] out and hands the
+//! outcome back with [`Rewards::on_answer`]. `machine/coordinator.rs` holds
+//! the coordinator's announcements, registrations, spot checks, claims and
+//! settlement; `machine/publication.rs` the publication and the audit, with
+//! their timing and retries.
 //!
 //! Bounds: the ledger's (see [`super::ledger`]), the book's capacity
 //! ([`DEFAULT_BOOK_CAPACITY`] triples), one address per peer of the kept
-//! ledger epochs, and one "last receipted" counter per (epoch, peer) of
-//! the kept epochs.
+//! ledger epochs, one "last receipted" counter per (epoch, peer) of
+//! the kept epochs, [`KEPT_SETTLED`] settled epochs at the coordinator, and
+//! the audits of the last two epochs (each buffers at most the record's or
+//! the inputs' size limit).
 
 use super::RewardsParams;
-use super::challenge::{Challenge, ChallengeAnswer};
+use super::challenge::Challenge;
 use super::clock::{EpochClock, RewardsConfig};
-use super::inputs::{ChallengeOutcome, EpochInputs, NodeEntry};
+use super::inputs::{ChallengeOutcome, EpochInputs};
 use super::ledger::{ByteLedger, Usage};
 use super::messages::{
-    ANNOUNCE_FANOUT, Announce, Declared, INPUTS_PART_BYTES, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
-    RewardsMessage,
+    ANNOUNCE_FANOUT, Announce, Declared, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register, RewardsMessage,
 };
 use super::probe::{ProbeMeter, ProbeResult};
 use super::receipt::{BookError, DEFAULT_BOOK_CAPACITY, Receipt, ReceiptBook};
@@ -46,14 +62,21 @@ use super::record::EpochRecord;
 use crate::identity::{Identity, NodeId};
 use crate::metrics::Metrics;
 use crate::node::{Addr, Event, Output};
-use crate::overlay::manifest::cid_of;
 use crate::overlay::{ContentStore, Manifest};
 use crate::rng::{EngineRng, below};
 use crate::time::Instant;
-use crate::wire::{self, WireError};
+use crate::wire::WireError;
 use core::time::Duration;
-use rand_core::Rng;
 use std::collections::{BTreeMap, VecDeque};
+
+mod coordinator;
+mod publication;
+
+use coordinator::take_receipts;
+pub use publication::{
+    AUDIT_DELAY, AUDIT_TRIES, KEPT_SETTLED, MEDIA_TYPE, PUT_TRIES, RETRY_BASE, RewardsAnswer, RewardsRequest,
+};
+use publication::{Audit, Pending, Published};
 
 /// Most nodes a coordinator registers per epoch (the rest are refused
 /// with `rewards.coord.register_full`).
@@ -62,9 +85,6 @@ pub const MAX_REGISTERED: usize = 1024;
 /// per pair, plus invalid ones kept as evidence), the rest refused with
 /// `rewards.coord.claims_full`.
 pub const MAX_CLAIMED_RECEIPTS: usize = 65_536;
-/// How many times a node asks again for a record it missed, and how many
-/// times a coordinator sends one again to the same address.
-pub const RECORD_RETRIES: u8 = 3;
 
 /// What the node lends the rewards machine for one call.
 pub struct RewardsEnv<'a> {
@@ -81,10 +101,12 @@ pub struct RewardsEnv<'a> {
 pub enum AuditOutcome {
     /// The record was recomputed from its inputs and matched.
     Verified,
-    /// The record did not match (a [`super::Mismatch::label`], or `chain`).
+    /// The record did not match: a [`super::Mismatch::label`], or `chain`
+    /// (it does not follow the previous record), `inputs` (they do not
+    /// decode), `record` (it does not decode or is not signed by the
+    /// pointer's coordinator), `pointer` (its hash, group, epoch or inputs
+    /// content id is not the pointer's).
     Mismatch(&'static str),
-    /// The node does not audit (`rewards.audit = false`).
-    NotAudited,
 }
 
 /// The last record a node accepted.
@@ -152,25 +174,6 @@ struct PendingClaim {
     sent: bool,
 }
 
-/// A settled epoch kept by its coordinator for resending.
-#[derive(Debug)]
-struct Published {
-    record: EpochRecord,
-    /// The inputs it was computed from (canonical).
-    settled_inputs: EpochInputs,
-    inputs: Vec<u8>,
-    /// Resends left per registered address.
-    resends: BTreeMap<Addr, u8>,
-}
-
-/// A record waiting for its inputs (auditing nodes).
-#[derive(Debug, Default)]
-struct PendingAudit {
-    record: Option<EpochRecord>,
-    parts: BTreeMap<u32, Vec<u8>>,
-    total: u32,
-}
-
 /// Something the rewards machine reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RewardsEvent {
@@ -185,7 +188,8 @@ pub enum RewardsEvent {
         /// Bytes those receipts acknowledge together.
         receipted_bytes: u64,
     },
-    /// This node, as coordinator, settled an epoch and sent its record.
+    /// This node, as coordinator, settled an epoch: its record is built,
+    /// signed (naming the published inputs) and being published.
     Settled {
         /// The epoch settled.
         epoch: u64,
@@ -198,18 +202,19 @@ pub enum RewardsEvent {
         /// Nodes registered.
         nodes: usize,
     },
-    /// A received record matched its recomputation.
+    /// An audited record (fetched through the DHT pointer) matched its
+    /// recomputation.
     Verified {
         /// The epoch.
         epoch: u64,
         /// The record's hash.
         hash: [u8; 32],
     },
-    /// A received record did not match its inputs or its chain.
+    /// An audited record did not match its inputs, its chain or its pointer.
     Mismatch {
         /// The epoch.
         epoch: u64,
-        /// The first difference ([`super::Mismatch::label`], or `chain`).
+        /// The first difference (see [`AuditOutcome::Mismatch`]).
         what: &'static str,
     },
 }
@@ -274,14 +279,23 @@ pub struct Rewards {
     // Node side.
     coordinators: BTreeMap<u64, (NodeId, [u8; 32], Addr)>,
     claims: BTreeMap<u64, PendingClaim>,
-    audits: BTreeMap<u64, PendingAudit>,
+    /// Audits under way, by epoch (at most the last two epochs').
+    audits: BTreeMap<u64, Audit>,
     prev_record: Option<EpochRecord>,
     last: Option<RecordSummary>,
-    /// Settled records kept for resending (the last two epochs): record,
-    /// encoded inputs, registered addresses and resends left per address.
+    // Publication (coordinator).
+    /// Settled epochs waiting for their inputs' content id: inputs, previous
+    /// record's hash.
+    settling: BTreeMap<u64, (EpochInputs, [u8; 32])>,
+    /// The last two epochs this node settled: record, inputs, publication.
     published: BTreeMap<u64, Published>,
-    /// Epochs whose record this node waits for: next request, tries left.
-    awaited: BTreeMap<u64, (Instant, u8)>,
+    // Requests to the DHT and the overlay (see [`RewardsRequest`]).
+    requests: VecDeque<(u64, RewardsRequest)>,
+    pending: BTreeMap<u64, Pending>,
+    next_token: u64,
+    /// Test hook: alters each record this node settles before it is signed.
+    #[cfg(any(test, feature = "test-hooks"))]
+    forgery: Option<fn(&mut EpochRecord)>,
 }
 
 impl core::fmt::Debug for Rewards {
@@ -339,8 +353,13 @@ impl Rewards {
             audits: BTreeMap::new(),
             prev_record: None,
             last: None,
+            settling: BTreeMap::new(),
             published: BTreeMap::new(),
-            awaited: BTreeMap::new(),
+            requests: VecDeque::new(),
+            pending: BTreeMap::new(),
+            next_token: 0,
+            #[cfg(any(test, feature = "test-hooks"))]
+            forgery: None,
         }
     }
 
@@ -396,10 +415,19 @@ impl Rewards {
         }
     }
 
-    /// A record this node settled as coordinator (one of the last two),
-    /// with the canonical inputs it was computed from.
+    /// As coordinator: the signed record of `epoch` and the canonical inputs
+    /// it was computed from, if this node settled `epoch` and it is one of
+    /// the last two epochs it settled (older ones are forgotten).
     pub fn settled(&self, epoch: u64) -> Option<(&EpochRecord, &EpochInputs)> {
-        self.published.get(&epoch).map(|p| (&p.record, &p.settled_inputs))
+        self.published.get(&epoch).map(|p| (&p.record, &p.inputs))
+    }
+
+    /// Test hook: makes this node, as coordinator, a dishonest one that
+    /// alters each record it settles with `forgery` before signing and
+    /// publishing it (so only a recomputation from the inputs can tell).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn set_forgery(&mut self, forgery: fn(&mut EpochRecord)) {
+        self.forgery = Some(forgery);
     }
 
     /// The last record this node accepted (built or received).
@@ -428,11 +456,21 @@ impl Rewards {
         let challenges = self.challenging.values().map(|c| c.deadline).min();
         let settle = self.gathered.values().filter_map(|g| g.settle_at).min();
         let claims = self.claims.values().filter(|c| c.next < c.until).map(|c| c.next).min();
-        let awaited = self.awaited.values().map(|a| a.0).min();
-        [self.next_receipts, self.next_epoch, self.next_announce, checks, probes, challenges, settle, claims, awaited]
-            .into_iter()
-            .flatten()
-            .min()
+        let publication = self.publication_timeout();
+        [
+            self.next_receipts,
+            self.next_epoch,
+            self.next_announce,
+            checks,
+            probes,
+            challenges,
+            settle,
+            claims,
+            publication,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Counts one served unit reported by a protocol machine (ignored when
@@ -472,14 +510,9 @@ impl Rewards {
             RewardsMessage::ProbeRequest { epoch, nonce, bytes } => self.on_probe_request(from, epoch, nonce, bytes),
             RewardsMessage::ProbeData { nonce, payload } => self.on_probe_data(now, from, nonce, payload.len()),
             RewardsMessage::Challenge(challenge) => self.on_challenge(from, challenge, env),
-            RewardsMessage::Answer { answer, manifest } => self.on_answer(from, answer, &manifest),
+            RewardsMessage::Answer { answer, manifest } => self.on_challenge_answer(from, answer, &manifest),
             RewardsMessage::Claim { epoch, part, receipts } => self.on_claim(now, from, epoch, part, receipts),
             RewardsMessage::ClaimAck { epoch, part } => self.on_claim_ack(from, epoch, part),
-            RewardsMessage::Record(record) => self.on_record(now, from, record),
-            RewardsMessage::Inputs { epoch, part, parts, bytes } => {
-                self.on_inputs(now, from, epoch, part, parts, bytes)
-            }
-            RewardsMessage::RecordRequest { epoch } => self.on_record_request(from, epoch),
         }
     }
 
@@ -601,144 +634,9 @@ impl Rewards {
         Ok(())
     }
 
-    fn on_record(&mut self, now: Instant, from: Addr, record: EpochRecord) -> Result<(), WireError> {
-        let Some((_, key)) = self.coordinator_at(record.epoch, from) else {
-            return self.refuse("rewards.record.not_coordinator", "record not from the epoch's coordinator");
-        };
-        if record.coordinator_key != key || self.group() != Some(record.group.as_str()) {
-            return self.refuse("rewards.record.wrong_signer", "record of another coordinator or group");
-        }
-        if !record.verify_signature() {
-            return self.refuse("rewards.record.invalid", "bad record signature");
-        }
-        let epoch = record.epoch;
-        if self.has_record(epoch) {
-            self.metrics.incr("rewards.record.duplicate");
-            return Ok(());
-        }
-        self.metrics.incr("rewards.record.received");
-        if !self.params.audit {
-            self.accept(record, AuditOutcome::NotAudited);
-            return Ok(());
-        }
-        let pending = self.audits.entry(epoch).or_default();
-        if pending.record.is_none() {
-            pending.record = Some(record);
-        }
-        self.try_audit(now, epoch);
-        Ok(())
-    }
-
-    fn on_inputs(
-        &mut self,
-        now: Instant,
-        from: Addr,
-        epoch: u64,
-        part: u32,
-        parts: u32,
-        bytes: Vec<u8>,
-    ) -> Result<(), WireError> {
-        if self.coordinator_at(epoch, from).is_none() || !self.params.audit {
-            return self.refuse("rewards.inputs.unexpected", "inputs not from the epoch's coordinator");
-        }
-        let max_parts = super::inputs::MAX_INPUTS_BYTES.div_ceil(INPUTS_PART_BYTES) as u32;
-        if parts == 0 || parts > max_parts || part >= parts || bytes.len() > INPUTS_PART_BYTES {
-            return self.refuse("rewards.inputs.malformed", "inputs part out of range");
-        }
-        if self.has_record(epoch) {
-            self.metrics.incr("rewards.record.duplicate");
-            return Ok(());
-        }
-        let pending = self.audits.entry(epoch).or_default();
-        if pending.total != 0 && pending.total != parts {
-            return self.refuse("rewards.inputs.malformed", "inputs part count changed");
-        }
-        pending.total = parts;
-        pending.parts.insert(part, bytes);
-        self.try_audit(now, epoch);
-        Ok(())
-    }
-
-    /// Audits `epoch`'s record once it and all its input parts are here.
-    fn try_audit(&mut self, _now: Instant, epoch: u64) {
-        let ready = self
-            .audits
-            .get(&epoch)
-            .is_some_and(|p| p.record.is_some() && p.total > 0 && p.parts.len() == p.total as usize);
-        if !ready {
-            return;
-        }
-        let Some(pending) = self.audits.remove(&epoch) else { return };
-        let Some(record) = pending.record else { return };
-        let bytes: Vec<u8> = pending.parts.into_values().flatten().collect();
-        let outcome = match super::EpochInputs::decode(&bytes) {
-            Err(_) => AuditOutcome::Mismatch("inputs"),
-            Ok(inputs) => match record.verify_against(&self.params, &inputs) {
-                Err(m) => AuditOutcome::Mismatch(m.label()),
-                Ok(()) => match &self.prev_record {
-                    Some(prev) if prev.epoch.saturating_add(1) == record.epoch && !record.follows(prev) => {
-                        AuditOutcome::Mismatch("chain")
-                    }
-                    _ => AuditOutcome::Verified,
-                },
-            },
-        };
-        let hash = record.hash();
-        let event = match outcome {
-            AuditOutcome::Mismatch(what) => {
-                self.metrics.incr("rewards.audit.mismatch");
-                RewardsEvent::Mismatch { epoch, what }
-            }
-            _ => {
-                self.metrics.incr("rewards.audit.verified");
-                RewardsEvent::Verified { epoch, hash }
-            }
-        };
-        self.outputs.push_back(Output::Event(Event::Rewards(event)));
-        self.accept(record, outcome);
-    }
-
     /// Whether this node already accepted a record for `epoch` or later.
     fn has_record(&self, epoch: u64) -> bool {
         self.last.as_ref().is_some_and(|l| l.epoch >= epoch)
-    }
-
-    /// As coordinator: sends a settled epoch's record and inputs again to a
-    /// registered address, at most [`RECORD_RETRIES`] times.
-    fn on_record_request(&mut self, from: Addr, epoch: u64) -> Result<(), WireError> {
-        let Some(Published { record, inputs, resends: left, .. }) = self.published.get_mut(&epoch) else {
-            return self.refuse("rewards.coord.record_request_unknown", "no such settled epoch");
-        };
-        let Some(n) = left.get_mut(&from).filter(|n| **n > 0) else {
-            return self.refuse("rewards.coord.record_request_refused", "not registered or asked too often");
-        };
-        *n -= 1;
-        let messages = publication(record, inputs);
-        self.metrics.incr("rewards.coord.record_resent");
-        for m in &messages {
-            self.send(from, m);
-        }
-        Ok(())
-    }
-
-    /// Asks the coordinator again for records not received in time.
-    fn request_records(&mut self, now: Instant) {
-        let due: Vec<u64> = self.awaited.iter().filter(|(_, a)| a.0 <= now).map(|(e, _)| *e).collect();
-        let retry = (self.params.settle_delay() / 2).max(Duration::from_secs(1));
-        for epoch in due {
-            let coordinator = self.coordinators.get(&epoch).copied();
-            let local = self.identity.id();
-            match (coordinator, self.awaited.get(&epoch).map(|a| a.1)) {
-                (Some((id, _, addr)), Some(tries)) if tries > 0 && id != local && !self.has_record(epoch) => {
-                    self.awaited.insert(epoch, (now.saturating_add(retry), tries - 1));
-                    self.metrics.incr("rewards.record.requested");
-                    self.send(addr, &RewardsMessage::RecordRequest { epoch });
-                }
-                _ => {
-                    self.awaited.remove(&epoch);
-                }
-            }
-        }
     }
 
     /// Takes `record` as the last one (a mismatching record is reported
@@ -752,132 +650,6 @@ impl Rewards {
         {
             self.prev_record = Some(record);
         }
-    }
-
-    // ---- coordinator side ----
-
-    fn on_register(&mut self, now: Instant, from: Addr, register: Register) -> Result<(), WireError> {
-        if self.group() != Some(register.group.as_str()) {
-            return self.refuse("rewards.coord.other_group", "registration for another group");
-        }
-        let epoch = register.epoch;
-        if epoch != self.clock.epoch_at(now) || !self.gathered.contains_key(&epoch) {
-            return self.refuse("rewards.coord.not_coordinating", "not coordinating that epoch");
-        }
-        if !register.verify() {
-            return self.refuse("rewards.coord.register_invalid", "bad registration");
-        }
-        let node = register.node();
-        let Some(gathered) = self.gathered.get_mut(&epoch) else { return Ok(()) };
-        if let Some(known) = gathered.registered.get_mut(&node) {
-            known.addr = Some(from);
-            known.stored = register.stored;
-            return Ok(());
-        }
-        if gathered.registered.len() >= MAX_REGISTERED {
-            return self.refuse("rewards.coord.register_full", "registrations full");
-        }
-        gathered
-            .registered
-            .insert(node, Registration { key: register.signing_key, addr: Some(from), stored: register.stored });
-        self.metrics.incr("rewards.coord.registered");
-        // Spot checks at random instants of what is left of the epoch.
-        let end = self.clock.epoch_start(epoch.saturating_add(1));
-        let margin = self.params.probe_timeout().max(self.params.challenge_timeout());
-        let span = end.saturating_sub(margin).saturating_duration_since(now);
-        let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-        let kinds = (0..self.params.probes_per_epoch)
-            .map(|_| Check::Probe)
-            .chain((0..self.params.challenges_per_epoch).map(|_| Check::Challenge));
-        let kinds: Vec<Check> = kinds.take(64).collect();
-        for kind in kinds {
-            let at = now.saturating_add(Duration::from_millis(below(&mut self.rng, span_ms.max(1))));
-            self.check_seq += 1;
-            self.checks.insert((at, self.check_seq), (epoch, node, kind));
-        }
-        Ok(())
-    }
-
-    fn on_probe_data(&mut self, now: Instant, from: Addr, nonce: [u8; 32], len: usize) -> Result<(), WireError> {
-        let Some(pending) = self.probing.get_mut(&nonce).filter(|p| p.addr == from) else {
-            return self.refuse("rewards.coord.probe_unexpected", "probe data for no probe");
-        };
-        pending.meter.on_datagram(now, len);
-        if pending.meter.total_bytes() >= pending.bytes {
-            self.finish_probe(now, nonce);
-        }
-        Ok(())
-    }
-
-    fn finish_probe(&mut self, now: Instant, nonce: [u8; 32]) {
-        let Some(mut pending) = self.probing.remove(&nonce) else { return };
-        let result = pending.meter.finish(now.min(pending.deadline));
-        self.metrics.incr("rewards.coord.probes_done");
-        if let Some(g) = self.gathered.get_mut(&pending.epoch) {
-            g.probes.push(result);
-        }
-    }
-
-    fn on_answer(&mut self, from: Addr, answer: ChallengeAnswer, manifest: &[u8]) -> Result<(), WireError> {
-        let Some(pending) = self.challenging.get(&answer.nonce).filter(|p| p.addr == from) else {
-            return self.refuse("rewards.coord.answer_unexpected", "answer to no challenge");
-        };
-        let challenge = pending.challenge;
-        let node = pending.node;
-        self.challenging.remove(&answer.nonce);
-        // The slice proof shows the chunk; the signed manifest shows that
-        // the chunk belongs to the content and names its publisher.
-        let proven = challenge.verify(&answer).is_ok()
-            && cid_of(manifest) == challenge.cid
-            && Manifest::decode(manifest)
-                .ok()
-                .and_then(|m| {
-                    let again = Challenge::for_chunk(
-                        challenge.epoch,
-                        challenge.nonce,
-                        challenge.cid,
-                        &m,
-                        challenge.chunk_index,
-                    );
-                    (again == Some(challenge)).then(|| m.publisher_id())
-                })
-                .is_some();
-        let publisher =
-            if proven { Manifest::decode(manifest).map(|m| m.publisher_id()).unwrap_or(node) } else { node };
-        self.metrics.incr(if proven { "rewards.coord.challenges_passed" } else { "rewards.coord.challenges_failed" });
-        if let Some(g) = self.gathered.get_mut(&challenge.epoch) {
-            g.challenges.push(challenge.outcome(node, publisher, proven));
-        }
-        Ok(())
-    }
-
-    fn on_claim(
-        &mut self,
-        now: Instant,
-        from: Addr,
-        epoch: u64,
-        part: u32,
-        receipts: Vec<Receipt>,
-    ) -> Result<(), WireError> {
-        let Some(gathered) = self.gathered.get_mut(&epoch) else {
-            return self.refuse("rewards.coord.claim_unexpected", "not settling that epoch");
-        };
-        if gathered.settle_at.is_some_and(|t| now >= t) {
-            return self.refuse("rewards.coord.claim_late", "claim after settlement");
-        }
-        if !gathered.registered.values().any(|r| r.addr == Some(from)) {
-            return self.refuse("rewards.coord.claim_unregistered", "claim from an unregistered address");
-        }
-        if receipts.len() > self.params.max_receipts_per_claim as usize {
-            return self.refuse("rewards.coord.claim_too_long", "claim longer than max_receipts_per_claim");
-        }
-        self.metrics.incr("rewards.coord.claims");
-        let full = take_receipts(gathered, epoch, receipts);
-        if full > 0 {
-            self.metrics.add("rewards.coord.claims_full", full);
-        }
-        self.send(from, &RewardsMessage::ClaimAck { epoch, part });
-        Ok(())
     }
 
     fn on_receipt(&mut self, now: Instant, receipt: Receipt) -> Result<(), WireError> {
@@ -935,100 +707,11 @@ impl Rewards {
         self.coordinate(now, current, env);
         self.run_checks(now);
         self.send_claims(now);
-        self.request_records(now);
+        self.run_publication(now);
         let due: Vec<u64> =
             self.gathered.iter().filter(|(_, g)| g.settle_at.is_some_and(|t| t <= now)).map(|(e, _)| *e).collect();
         for epoch in due {
-            self.settle(now, epoch);
-        }
-    }
-
-    /// As lease holder: opens the current epoch and announces it to the
-    /// peers not registered yet, once per receipt interval.
-    fn coordinate(&mut self, now: Instant, current: u64, env: &RewardsEnv<'_>) {
-        let Some(group) = self.config.group.clone() else { return };
-        if !env.leader {
-            self.next_announce = None;
-            return;
-        }
-        if !self.gathered.contains_key(&current) {
-            let settle_at =
-                self.clock.epoch_start(current.saturating_add(1)).saturating_add(self.params.settle_delay());
-            let mut gathered = Gathered { settle_at: Some(settle_at), ..Gathered::default() };
-            let me = self.identity.public().signing_key;
-            gathered.registered.insert(self.identity.id(), Registration { key: me, addr: None, stored: Vec::new() });
-            self.gathered.insert(current, gathered);
-            self.coordinators.insert(current, (self.identity.id(), me, self.local_addr));
-            self.metrics.incr("rewards.coord.epochs_opened");
-            self.next_announce = Some(now);
-        }
-        if self.next_announce.is_some_and(|t| t <= now) {
-            let announce = RewardsMessage::Announce(Announce::sign(&self.identity, &group, current, self.local_addr));
-            let registered = self.gathered.get(&current).map(|g| g.registered.keys().copied().collect::<Vec<_>>());
-            let registered = registered.unwrap_or_default();
-            for (id, addr) in (env.peers)() {
-                if !registered.contains(&id) {
-                    self.send(addr, &announce);
-                }
-            }
-            self.next_announce = Some(now.saturating_add(self.params.receipt_interval()));
-        }
-    }
-
-    /// Starts the spot checks that are due and closes the timed-out ones.
-    fn run_checks(&mut self, now: Instant) {
-        while let Some(entry) = self.checks.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (epoch, node, kind) = entry.remove();
-            let Some(reg) = self.gathered.get(&epoch).and_then(|g| g.registered.get(&node)).cloned() else { continue };
-            let Some(addr) = reg.addr else { continue };
-            let mut nonce = [0u8; 32];
-            self.rng.fill_bytes(&mut nonce);
-            match kind {
-                Check::Probe => {
-                    let bytes = self.params.probe_bytes;
-                    let deadline = now.saturating_add(self.params.probe_timeout());
-                    let meter = ProbeMeter::new(node, now);
-                    self.probing.insert(nonce, PendingProbe { epoch, addr, meter, bytes, deadline });
-                    self.metrics.incr("rewards.coord.probes_sent");
-                    self.send(addr, &RewardsMessage::ProbeRequest { epoch, nonce, bytes });
-                }
-                Check::Challenge => {
-                    if reg.stored.is_empty() {
-                        self.metrics.incr("rewards.coord.challenge_nothing_declared");
-                        continue;
-                    }
-                    let pick = below(&mut self.rng, reg.stored.len() as u64) as usize;
-                    let Some(d) = reg.stored.get(pick) else { continue };
-                    let challenge = Challenge {
-                        epoch,
-                        nonce,
-                        cid: d.cid,
-                        chunk_index: d.chunk_index,
-                        block: d.block,
-                        chunk_len: d.chunk_len,
-                    };
-                    let deadline = now.saturating_add(self.params.challenge_timeout());
-                    self.challenging.insert(nonce, PendingChallenge { node, addr, challenge, deadline });
-                    self.metrics.incr("rewards.coord.challenges_sent");
-                    self.send(addr, &RewardsMessage::Challenge(challenge));
-                }
-            }
-        }
-        let late: Vec<[u8; 32]> = self.probing.iter().filter(|(_, p)| p.deadline <= now).map(|(n, _)| *n).collect();
-        for nonce in late {
-            self.finish_probe(now, nonce);
-        }
-        let late: Vec<[u8; 32]> = self.challenging.iter().filter(|(_, c)| c.deadline <= now).map(|(n, _)| *n).collect();
-        for nonce in late {
-            let Some(pending) = self.challenging.remove(&nonce) else { continue };
-            self.metrics.incr("rewards.coord.challenges_timed_out");
-            let c = pending.challenge;
-            if let Some(g) = self.gathered.get_mut(&c.epoch) {
-                g.challenges.push(c.outcome(pending.node, pending.node, false));
-            }
+            self.settle(epoch);
         }
     }
 
@@ -1045,8 +728,7 @@ impl Rewards {
             sent: false,
         };
         self.claims.insert(ended, claim);
-        let wait = delay.saturating_add((delay / 2).max(Duration::from_secs(1)));
-        self.awaited.insert(ended, (end.saturating_add(wait), RECORD_RETRIES));
+        self.schedule_audit(ended);
     }
 
     /// Sends due claim parts (first time: all; then the unacknowledged).
@@ -1099,59 +781,6 @@ impl Rewards {
         self.claims.retain(|_, c| now < c.until);
     }
 
-    /// Settles `epoch`: builds the inputs and the signed record, chained to
-    /// the last record this node holds, and sends both to the registered nodes.
-    fn settle(&mut self, now: Instant, epoch: u64) {
-        let Some(gathered) = self.gathered.remove(&epoch) else { return };
-        let Some(group) = self.config.group.clone() else { return };
-        // Checks still open for this epoch are closed now.
-        self.checks.retain(|_, c| c.0 != epoch);
-        self.probing.retain(|_, p| p.epoch != epoch);
-        self.challenging.retain(|_, c| c.challenge.epoch != epoch);
-        let (prev, carried_in) = match &self.prev_record {
-            Some(p) if p.epoch < epoch => {
-                (p.hash(), if p.epoch.saturating_add(1) == epoch { p.carried_out } else { 0 })
-            }
-            _ => ([0u8; 32], 0),
-        };
-        let mut inputs = EpochInputs::new(group, epoch, self.params.emission, carried_in);
-        inputs.nodes = gathered.registered.values().map(|r| NodeEntry::from_key(r.key)).collect();
-        inputs.receipts = gathered.best.into_values().chain(gathered.invalid).collect();
-        inputs.probes = gathered.probes;
-        inputs.challenges = gathered.challenges;
-        inputs.canonicalize();
-        let record = EpochRecord::build(&self.params, &inputs, prev, &self.identity);
-        let encoded = inputs.encode();
-        let messages = publication(&record, &encoded);
-        if messages.first().is_some_and(|m| m.encode().len() > wire::MAX_BODY) {
-            self.metrics.incr("rewards.coord.record_too_large");
-        }
-        let mut resends = BTreeMap::new();
-        for reg in gathered.registered.values() {
-            let Some(addr) = reg.addr else { continue };
-            resends.insert(addr, RECORD_RETRIES);
-            for m in &messages {
-                self.send(addr, m);
-            }
-        }
-        self.published.insert(epoch, Published { record: record.clone(), settled_inputs: inputs.clone(), inputs: encoded, resends });
-        while self.published.len() > 2 {
-            self.published.pop_first();
-        }
-        let paid = record.payouts.iter().fold(0u64, |a, p| a.saturating_add(p.total));
-        let event = RewardsEvent::Settled {
-            epoch,
-            hash: record.hash(),
-            paid,
-            carried_out: record.carried_out,
-            nodes: inputs.nodes.len(),
-        };
-        self.metrics.incr("rewards.coord.settled");
-        self.outputs.push_back(Output::Event(Event::Rewards(event)));
-        let _ = now;
-        self.accept(record, AuditOutcome::Verified);
-    }
-
     fn end_epoch(&mut self, epoch: u64) {
         let local = self.identity.id();
         let received = self
@@ -1201,41 +830,6 @@ impl Rewards {
         let ledger = &self.ledger;
         self.addrs.retain(|id, _| ledger.epochs().any(|e| ledger.epoch(e).is_some_and(|l| l.has_peer(id))));
     }
-}
-
-/// The datagrams that publish a settled epoch: its record, then its
-/// encoded inputs in [`INPUTS_PART_BYTES`] parts.
-fn publication(record: &EpochRecord, encoded: &[u8]) -> Vec<RewardsMessage> {
-    let parts: Vec<&[u8]> = encoded.chunks(INPUTS_PART_BYTES).collect();
-    let total = parts.len() as u32;
-    let epoch = record.epoch;
-    let mut out = vec![RewardsMessage::Record(record.clone())];
-    for (i, part) in parts.iter().enumerate() {
-        out.push(RewardsMessage::Inputs { epoch, part: i as u32, parts: total, bytes: part.to_vec() });
-    }
-    out
-}
-
-/// Files the claimed `receipts` of `epoch`: the best valid one per
-/// (consumer, provider), invalid ones kept as evidence; returns how many
-/// were refused for lack of room.
-fn take_receipts(gathered: &mut Gathered, epoch: u64, receipts: Vec<Receipt>) -> u64 {
-    let mut full = 0;
-    for r in receipts {
-        if gathered.best.len() + gathered.invalid.len() >= MAX_CLAIMED_RECEIPTS {
-            full += 1;
-            continue;
-        }
-        if r.epoch != epoch || r.verify().is_err() {
-            gathered.invalid.push(r);
-            continue;
-        }
-        let key = (r.consumer(), r.provider);
-        if gathered.best.get(&key).is_none_or(|b| b.bytes < r.bytes) {
-            gathered.best.insert(key, r);
-        }
-    }
-    full
 }
 
 /// Chunks of content this node stores, to declare in a registration (in

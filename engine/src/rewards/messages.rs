@@ -2,14 +2,17 @@
 //! the wire module's size limit ([`wire::MAX_BODY`], 64 KiB). Each message
 //! that binds an identity carries its own proof: a receipt is signed by its
 //! consumer, an announcement by the coordinator, a registration by the
-//! registering node, a record by its coordinator. Probe data, challenges,
+//! registering node. Probe data, challenges,
 //! answers, claims and acknowledgements are matched to what the receiver
 //! asked for (nonce, registered address) and checked on their own merits
 //! (a challenge answer is a BLAKE3 slice proof plus the signed manifest).
+//!
+//! Settled epochs are not sent as datagrams: the coordinator publishes the
+//! record and its inputs as overlay content and a signed
+//! [`super::RecordPointer`] in the DHT (see `machine/publication.rs`).
 
 use super::challenge::{Challenge, ChallengeAnswer};
 use super::receipt::Receipt;
-use super::record::EpochRecord;
 use crate::identity::{Identity, NodeId, SIGNATURE_LEN, verify_signature};
 use crate::node::Addr;
 use crate::overlay::{BlockId, Cid};
@@ -27,8 +30,6 @@ pub const MAX_DECLARED: usize = 64;
 pub const ANNOUNCE_FANOUT: usize = 12;
 /// Payload bytes of one probe datagram (16 KiB).
 pub const PROBE_DATAGRAM_BYTES: usize = 16 * 1024;
-/// Bytes of encoded epoch inputs per [`RewardsMessage::Inputs`] part (48 KiB).
-pub const INPUTS_PART_BYTES: usize = 48 * 1024;
 /// Largest manifest a challenge answer carries (32 KiB): content with a
 /// larger manifest is not declared for storage challenges.
 pub const MAX_ANSWER_MANIFEST: usize = 32 * 1024;
@@ -131,25 +132,6 @@ pub enum RewardsMessage {
         epoch: u64,
         /// The part.
         part: u32,
-    },
-    /// A settled epoch's signed record, sent to the registered nodes.
-    Record(EpochRecord),
-    /// A part of the encoded inputs of a settled epoch.
-    Inputs {
-        /// The epoch.
-        epoch: u64,
-        /// This part's index.
-        part: u32,
-        /// How many parts there are.
-        parts: u32,
-        /// Bytes of the encoded [`super::EpochInputs`] (at most [`INPUTS_PART_BYTES`]).
-        bytes: Vec<u8>,
-    },
-    /// A registered node missed a settled epoch's record or inputs and
-    /// asks the coordinator to send both again.
-    RecordRequest {
-        /// The epoch.
-        epoch: u64,
     },
 }
 

@@ -12,6 +12,8 @@
 //! * [`inputs`]: [`EpochInputs`], everything a settlement is computed from.
 //! * [`mod@settle`]: the payout formula ([`settle()`]).
 //! * [`record`]: the signed, hash-chained [`EpochRecord`] and its audit.
+//! * [`pointer`]: the signed [`RecordPointer`] a coordinator stores in the
+//!   DHT for each settled epoch (the record and its inputs are overlay content).
 //! * `params.rs`: [`RewardsParams`] (`[rewards]`).
 //!
 //! The node's part:
@@ -32,6 +34,7 @@ pub mod ledger;
 pub mod machine;
 pub mod messages;
 mod params;
+pub mod pointer;
 pub mod probe;
 pub mod receipt;
 pub mod record;
@@ -41,6 +44,7 @@ pub use challenge::{Challenge, ChallengeAnswer, ChallengeError};
 pub use inputs::{ChallengeOutcome, EpochInputs, InputsError, NodeEntry};
 pub use machine::{Rewards, RewardsEvent, RewardsStatus};
 pub use params::{BPS_WHOLE, MAX_EMISSION, MAX_RECEIPTS_PER_CLAIM, RewardsParams};
+pub use pointer::{PointerError, RecordPointer};
 pub use probe::{ProbeMeter, ProbeResult};
 pub use receipt::{BookError, Receipt, ReceiptBook, ReceiptError};
 pub use record::{EpochRecord, Mismatch, RecordError, record_key};

@@ -102,12 +102,17 @@ fn identity_of(scenario: &Scenario, seed: u64, index: u32) -> Identity {
 impl World {
     /// Node `index`'s rewards configuration: every node takes part when
     /// accounting is on; group members and a drawn fraction audit.
-    pub(super) fn rewards_config(&self, _index: u32) -> RewardsConfig {
+    pub(super) fn rewards_config(&self, index: u32) -> RewardsConfig {
         let cfg = &self.scenario.accounting;
         if !cfg.enabled {
             return RewardsConfig::default();
         }
-        RewardsConfig { enabled: true, group: Some(group_name(cfg.group)), unix_ms_at_start: 0, ..Default::default() }
+        RewardsConfig {
+            enabled: true,
+            group: Some(group_name(cfg.group)),
+            unix_ms_at_start: 0,
+            audit: self.is_auditor(index),
+        }
     }
 
     /// Whether node `index` audits records (group members always do).
