@@ -409,7 +409,7 @@ impl ElectionFileConfig {
 /// which election group's leader coordinates them. The parameters every
 /// member of the group must share (epoch length, emission, receipt
 /// interval, probes, challenges, …) are `[params.rewards]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewardsFileConfig {
     /// Count the bytes served to and received from each peer, sign
@@ -421,6 +421,15 @@ pub struct RewardsFileConfig {
     /// Default: none (bytes are counted and receipted, but no coordinator
     /// is known, so nothing is settled).
     pub group: Option<String>,
+    /// Fetch each settled epoch's record and inputs from the DHT and the
+    /// overlay and recompute it (with `params.rewards.audit`). Default true.
+    pub audit: bool,
+}
+
+impl Default for RewardsFileConfig {
+    fn default() -> Self {
+        RewardsFileConfig { enabled: false, group: None, audit: true }
+    }
 }
 
 /// A `[rewards]` table that cannot be used.
@@ -453,7 +462,12 @@ impl RewardsFileConfig {
                 configured: election.groups.iter().map(|g| g.name.clone()).collect(),
             });
         }
-        Ok(RewardsConfig { enabled: self.enabled, group: self.group.clone(), ..RewardsConfig::default() })
+        Ok(RewardsConfig {
+            enabled: self.enabled,
+            group: self.group.clone(),
+            audit: self.audit,
+            ..RewardsConfig::default()
+        })
     }
 }
 

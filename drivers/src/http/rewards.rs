@@ -7,7 +7,7 @@
 //!
 //! Byte counts are of the current epoch; `coordinator` is a node id (hex)
 //! or `null`; `audit` is `verified`, `mismatch` (with `mismatch` naming
-//! the first difference) or `not_audited`. Amounts are integer units.
+//! the first difference). Amounts are integer units.
 //!
 //! [`RewardsInfo`]: crate::runtime::RewardsInfo
 

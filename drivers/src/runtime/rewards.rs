@@ -47,8 +47,8 @@ pub struct RecordInfo {
     /// This node's total payout in it, in units.
     pub payout: u64,
     /// `verified` (recomputed from its inputs and matched, or built by this
-    /// node as coordinator), `mismatch`, or `not_audited`
-    /// (`params.rewards.audit = false`).
+    /// node as coordinator) or `mismatch` (a node that does not audit has
+    /// no record).
     pub audit: String,
     /// For a mismatch: the first difference found (`payouts`, `chain`, …).
     pub mismatch: Option<String>,
@@ -60,7 +60,6 @@ impl RecordInfo {
         let (audit, mismatch) = match &summary.audit {
             AuditOutcome::Verified => ("verified", None),
             AuditOutcome::Mismatch(what) => ("mismatch", Some((*what).to_string())),
-            AuditOutcome::NotAudited => ("not_audited", None),
         };
         RecordInfo {
             epoch: summary.epoch,
@@ -193,8 +192,6 @@ mod tests {
         assert_eq!(serde_json::from_value::<RewardsInfo>(json).unwrap(), info);
         let verified = RecordSummary { epoch: 1, hash: [0; 32], payout: 0, audit: AuditOutcome::Verified };
         assert_eq!((RecordInfo::of(&verified).audit.as_str(), RecordInfo::of(&verified).mismatch), ("verified", None));
-        let not = RecordSummary { audit: AuditOutcome::NotAudited, ..verified };
-        assert_eq!(RecordInfo::of(&not).audit, "not_audited");
         // A clock past the epoch's end reads 0 left, never wraps.
         assert_eq!(RewardsInfo::of(&status, None, 10, 200_000).epoch_remaining_ms, 0);
     }

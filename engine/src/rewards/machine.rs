@@ -54,7 +54,8 @@ use super::clock::{EpochClock, RewardsConfig};
 use super::inputs::{ChallengeOutcome, EpochInputs};
 use super::ledger::{ByteLedger, Usage};
 use super::messages::{
-    ANNOUNCE_FANOUT, Announce, Declared, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register, RewardsMessage,
+    ANNOUNCE_FANOUT, Announce, Declared, MAX_ANSWER_MANIFEST, MAX_DECLARED, PROBE_DATAGRAM_BYTES, Register,
+    RewardsMessage,
 };
 use super::probe::{ProbeMeter, ProbeResult};
 use super::receipt::{BookError, DEFAULT_BOOK_CAPACITY, Receipt, ReceiptBook};

@@ -49,7 +49,8 @@ impl Checker for RewardsConservation {
             }
             TraceEvent::Payout { epoch, figures, .. } => {
                 if let Some(entry) = self.epochs.get_mut(&epoch) {
-                    entry.1 += u128::from(figures.bandwidth) + u128::from(figures.storage) + u128::from(figures.publisher);
+                    entry.1 +=
+                        u128::from(figures.bandwidth) + u128::from(figures.storage) + u128::from(figures.publisher);
                 }
             }
             _ => {}
@@ -118,7 +119,10 @@ impl RewardsBacked {
             wrong.push(format!("{} bytes credited from forged receipts", f.forged_credit_bytes));
         }
         if f.storage > 0 && (f.passed == 0 || f.failed > 0) {
-            wrong.push(format!("{} storage units with {} passed and {} failed challenges", f.storage, f.passed, f.failed));
+            wrong.push(format!(
+                "{} storage units with {} passed and {} failed challenges",
+                f.storage, f.passed, f.failed
+            ));
         }
         if f.publisher > 0 && f.publisher_passes == 0 {
             wrong.push(format!("{} publisher units with no passed challenge on its content", f.publisher));

@@ -74,7 +74,13 @@ impl AccountingScenario {
     }
 
     /// Checks ranges against the node count, the groups and the epoch length.
-    pub fn validate(&self, nodes: u32, group_count: u32, group_members: u32, epoch_secs: u64) -> Result<(), ScenarioError> {
+    pub fn validate(
+        &self,
+        nodes: u32,
+        group_count: u32,
+        group_members: u32,
+        epoch_secs: u64,
+    ) -> Result<(), ScenarioError> {
         if !self.enabled {
             return Ok(());
         }

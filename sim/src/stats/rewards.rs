@@ -1,7 +1,7 @@
 //! Rewards measurements (scenarios with `[accounting]` only).
 //!
 //! * `rewards.epochs.settled`: epochs whose settlement was traced;
-//!   `rewards.registered.min`: fewest nodes registered in one of them.
+//!   `rewards.registered.min|max`: fewest and most nodes registered in one of them.
 //! * `rewards.conservation_error`: units created or lost, summed over
 //!   epochs: `|emission + carried_in − paid − carried_out|` plus
 //!   `|Σ rows − paid|` (must be 0).
@@ -31,6 +31,7 @@ pub(super) struct RewardsStats {
     nodes: u64,
     epochs: u64,
     registered_min: Option<u32>,
+    registered_max: u32,
     /// Per epoch: units the record says it paid, and what its rows add up to.
     rows: BTreeMap<u64, (u64, u128)>,
     conservation_error: u128,
@@ -57,6 +58,7 @@ impl RewardsStats {
                 let available = u128::from(f.emission) + u128::from(f.carried_in);
                 self.conservation_error += available.abs_diff(u128::from(f.paid) + u128::from(f.carried_out));
                 self.rows.insert(epoch, (f.paid, 0));
+                self.registered_max = self.registered_max.max(f.registered);
                 self.registered_min = Some(self.registered_min.map_or(f.registered, |m| m.min(f.registered)));
                 self.forged_claimed += u64::from(f.forged_claimed);
                 self.failed_challenges += u64::from(f.failed_challenges);
@@ -93,6 +95,7 @@ impl RewardsStats {
         let cheaters = self.cheats.values().filter(|&&c| c != Cheat::Honest).count();
         put("rewards.epochs.settled", self.epochs as f64);
         put("rewards.registered.min", f64::from(self.registered_min.unwrap_or(0)));
+        put("rewards.registered.max", f64::from(self.registered_max));
         put("rewards.conservation_error", (self.conservation_error + row_error) as f64);
         put("rewards.paid", paid as f64);
         put("rewards.honest_share", share(of(Cheat::Honest)));
@@ -163,6 +166,9 @@ mod tests {
         leaky.metrics(&mut |k, v| {
             m.insert(k.to_string(), v);
         });
-        assert_eq!(m["rewards.conservation_error"], 1_001.0, "one unit too many carried, and no rows for the 1,000 paid");
+        assert_eq!(
+            m["rewards.conservation_error"], 1_001.0,
+            "one unit too many carried, and no rows for the 1,000 paid"
+        );
     }
 }

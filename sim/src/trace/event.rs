@@ -4,12 +4,12 @@
 //! figures the simulator measures with its global view (for example the
 //! true closest live node to a lookup's target) are carried in the events.
 
+use super::rewards::{Cheat, PayoutFigures, SettledFigures};
 use crate::net::DropCause;
 use crate::scenario::MixRole;
 use allium_engine::NodeId;
 use allium_engine::mix::MixObservation;
 use allium_engine::overlay::{Cid, Holding};
-use super::rewards::{Cheat, PayoutFigures, SettledFigures};
 
 /// A phase boundary of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

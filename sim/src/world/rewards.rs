@@ -236,7 +236,13 @@ impl World {
             drop(store);
             let amount = stash.len() as u64;
             self.rewards.stash.entry(index).or_default().extend(stash);
-            self.recorder.record(&TraceEvent::Cheated { at: self.now, node: index, epoch, cheat: Cheat::Dropper, amount });
+            self.recorder.record(&TraceEvent::Cheated {
+                at: self.now,
+                node: index,
+                epoch,
+                cheat: Cheat::Dropper,
+                amount,
+            });
         }
     }
 
@@ -279,7 +285,13 @@ impl World {
             let amount = receipts.len() as u64;
             let claim = RewardsMessage::Claim { epoch, part: FORGED_PART + n as u32, receipts };
             self.inject_datagram(forger, coordinator, claim.encode());
-            self.recorder.record(&TraceEvent::Cheated { at: self.now, node: forger, epoch, cheat: Cheat::Forger, amount });
+            self.recorder.record(&TraceEvent::Cheated {
+                at: self.now,
+                node: forger,
+                epoch,
+                cheat: Cheat::Forger,
+                amount,
+            });
         }
     }
 
