@@ -201,10 +201,7 @@ impl Rewards {
         let window = Duration::from_millis(self.clock.epoch_ms / 4);
         let in_window = now < self.clock.epoch_start(epoch).saturating_add(window);
         let other = self.coordinators.get(&epoch).is_some_and(|c| c.0 != self.identity.id());
-        if !in_window || other {
-            return false;
-        }
-        true
+        in_window && !other
     }
 
     /// Starts the spot checks that are due and closes the timed-out ones.
