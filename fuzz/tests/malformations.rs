@@ -74,6 +74,19 @@ fn cases() -> Vec<Case> {
     *bad_tag.last_mut().expect("non-empty") = 200;
     cases.push(case("bad enum tag", bad_tag, WireError::InvalidField("enum variant"), "wire.rejected.invalid"));
 
+    // The request id 7 in the long form of its varint (marker 251, then a
+    // little-endian u16): bincode takes it, the canonical-encoding rule not.
+    let mut long_varint = ping();
+    let at = wire::HEADER_LEN + 32 + 1;
+    assert_eq!(long_varint[at], 7, "the request id follows the key and a zero nonce");
+    long_varint.splice(at..=at, [251, 7, 0]);
+    cases.push(case(
+        "long-form varint",
+        long_varint,
+        WireError::InvalidField("non-canonical encoding"),
+        "wire.rejected.invalid",
+    ));
+
     let mut bad_bool = message(Body::Stored { accepted: true }, 0).encode();
     *bad_bool.last_mut().expect("non-empty") = 2;
     cases.push(case("bad bool", bad_bool, WireError::InvalidField("bool"), "wire.rejected.invalid"));

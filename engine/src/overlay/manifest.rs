@@ -145,6 +145,10 @@ impl Manifest {
             return Err(ManifestError::TooLarge);
         }
         let (part, used): (SignedPart, usize) = wire::decode_prefix_limited::<_, MAX_MANIFEST_BYTES>(bytes)?;
+        // One manifest, one encoding, one CID: no long-form varints.
+        if !wire::encodes_to(&part, &bytes[..used]) {
+            return Err(wire::NON_CANONICAL.into());
+        }
         let (version, size, chunk_bytes, chunks, name, media_type, publisher) = part;
         if version != MANIFEST_VERSION {
             return Err(ManifestError::Version(version));
@@ -273,5 +277,17 @@ mod tests {
         assert!(matches!(Manifest::decode(&long), Err(ManifestError::Decode(WireError::TrailingBytes { .. }))));
         assert!(Manifest::decode(&encoded[..encoded.len() - 1]).is_err());
         assert!(Manifest::build(&identity(), &[0; 10], 512, Metadata::default()).is_err());
+    }
+
+    #[test]
+    fn long_form_varints_are_refused_even_when_signed() {
+        let (_, encoded) = Manifest::build(&identity(), &[1; 3000], 1024, Metadata::default()).unwrap();
+        // [version][size 3000 as 251 + u16]…: stretch the size to 252 + u32.
+        assert_eq!(encoded[1..4], [251, 0xb8, 0x0b]);
+        let signed_part =
+            [&encoded[..1], &[252, 0xb8, 0x0b, 0, 0][..], &encoded[4..encoded.len() - SIGNATURE_LEN]].concat();
+        let signature = identity().sign(&Manifest::signing_message(&signed_part));
+        let stretched = [&signed_part[..], &signature[..]].concat();
+        assert_eq!(Manifest::decode(&stretched), Err(ManifestError::Decode(wire::NON_CANONICAL)));
     }
 }

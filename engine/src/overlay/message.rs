@@ -85,7 +85,7 @@ pub enum OverlayMessage {
 
 /// A [`OverlayMessage::Piece`] borrowed from the datagram, decoded without
 /// copying its data (the receive path's hot spot).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::BorrowDecode)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bincode::Encode, bincode::BorrowDecode)]
 pub struct PieceRef<'a> {
     /// The request answered.
     pub request: u64,
@@ -122,6 +122,11 @@ impl OverlayMessage {
         let (piece, consumed): (PieceRef<'_>, usize) = bincode::borrow_decode_from_slice(rest, config)?;
         if consumed != rest.len() {
             return Err(WireError::TrailingBytes { extra: rest.len() - consumed });
+        }
+        // As in `wire::decode_body`: no long-form varints (the data is
+        // compared too, a memcmp of at most one piece).
+        if !wire::encodes_to(&(PIECE_TAG, piece), body) {
+            return Err(wire::NON_CANONICAL);
         }
         if piece.block_len > MAX_CHUNK_BYTES || piece.data.len() > MAX_PIECE_BYTES as usize || piece.data.is_empty() {
             return Err(WireError::Protocol("piece size"));
@@ -238,6 +243,16 @@ mod tests {
         let empty = OverlayMessage::Piece { request: 3, block_len: 5000, index: 2, data: vec![] };
         assert!(matches!(OverlayMessage::decode_view(body(&empty.encode())), Err(WireError::Protocol(_))));
         assert!(OverlayMessage::decode_view(&[]).is_err());
+        // Long-form varints, in the tag and in a field, are refused by both
+        // decoders alike. The body is [tag 1][request 3][block_len …].
+        let canonical = body(&datagram);
+        assert_eq!(canonical[..2], [1, 3]);
+        let long_tag = [&[251, 1, 0][..], &canonical[1..]].concat();
+        let long_request = [&canonical[..1], &[251, 3, 0][..], &canonical[2..]].concat();
+        for bytes in [long_tag, long_request] {
+            assert_eq!(OverlayMessage::decode_view(&bytes), Err(wire::NON_CANONICAL));
+            assert_eq!(OverlayMessage::decode(&bytes), Err(wire::NON_CANONICAL));
+        }
     }
 
     #[test]

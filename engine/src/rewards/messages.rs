@@ -236,6 +236,11 @@ mod tests {
         let mut longer = body.to_vec();
         longer.push(0);
         assert!(matches!(RewardsMessage::decode(&longer), Err(WireError::TrailingBytes { .. })));
+        // The variant tag in the long form of its varint (marker 251, then a
+        // little-endian u16), as a fuzz run found: refused, not re-encoded.
+        let mut long = vec![251, body[0], 0];
+        long.extend_from_slice(&body[1..]);
+        assert_eq!(RewardsMessage::decode(&long), Err(wire::NON_CANONICAL));
     }
 
     #[test]

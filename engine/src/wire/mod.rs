@@ -2,7 +2,8 @@
 //!
 //! Every datagram is `[version: u8][kind: u8][body…]`. Control-message
 //! bodies are bincode 2 (`standard()` varint configuration) with a hard size
-//! limit on every decode, and the whole body must be consumed. Fixed-layout
+//! limit on every decode; the whole body must be consumed and be the
+//! canonical encoding of what it decodes to (no long-form varints). Fixed-layout
 //! kinds (onion cells, mix packets) will parse their bodies by hand.
 //!
 //! Everything about the encoding lives in this module so that it can be
@@ -98,13 +99,52 @@ pub fn split(datagram: &[u8]) -> Result<(MessageKind, &[u8]), WireError> {
     }
 }
 
-/// Decodes a control-message body, which must be consumed exactly.
-pub fn decode_body<T: bincode::Decode<()>>(body: &[u8]) -> Result<T, WireError> {
+/// Decodes a control-message body, which must be consumed exactly and be
+/// the canonical encoding of what it decodes to.
+///
+/// bincode accepts the long forms of its varints (`fb 03 00` for 3), so
+/// without the canonical check one message would have many encodings: a
+/// relay could re-encode what it forwards, and a value's bytes would not
+/// identify it. A long form is refused as an invalid field.
+pub fn decode_body<T: bincode::Encode + bincode::Decode<()>>(body: &[u8]) -> Result<T, WireError> {
     let (value, used) = bincode::decode_from_slice(body, codec()).map_err(WireError::from)?;
     if used != body.len() {
         return Err(WireError::TrailingBytes { extra: body.len() - used });
     }
+    if !encodes_to(&value, body) {
+        return Err(NON_CANONICAL);
+    }
     Ok(value)
+}
+
+/// The error for bytes that decode but are not the canonical encoding.
+pub const NON_CANONICAL: WireError = WireError::InvalidField("non-canonical encoding");
+
+/// Whether `value` encodes (under the control-message codec) to exactly
+/// `bytes`; compares while encoding, without allocating.
+pub fn encodes_to<T: bincode::Encode>(value: &T, bytes: &[u8]) -> bool {
+    let mut compare = CompareWriter { expected: bytes, at: 0 };
+    bincode::encode_into_writer(value, &mut compare, codec()).is_ok() && compare.at == bytes.len()
+}
+
+/// A bincode writer that checks each write against the expected bytes and
+/// stops at the first difference.
+struct CompareWriter<'a> {
+    /// The bytes the encoding must reproduce.
+    expected: &'a [u8],
+    /// How many of them the encoding has matched so far.
+    at: usize,
+}
+
+impl bincode::enc::write::Writer for &mut CompareWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        let end = self.at.saturating_add(bytes.len());
+        if self.expected.get(self.at..end) != Some(bytes) {
+            return Err(bincode::error::EncodeError::Other("differs from the decoded bytes"));
+        }
+        self.at = end;
+        Ok(())
+    }
 }
 
 /// Decodes a value from the front of `bytes` under a caller-chosen size
@@ -150,6 +190,23 @@ mod tests {
         trailing.push(0);
         assert_eq!(decode_body::<Sample>(&trailing), Err(WireError::TrailingBytes { extra: 1 }));
         assert!(decode_body::<Sample>(&body[..body.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn long_form_varints_are_refused() {
+        let msg = Sample { a: 3, b: vec![7] };
+        let datagram = encode(MessageKind::Dht, &msg);
+        let (_, body) = split(&datagram).unwrap();
+        assert_eq!(body, [3, 1, 7]);
+        // bincode itself takes `fb 03 00` (a u16 varint) for 3.
+        let long: &[u8] = &[0xfb, 3, 0, 1, 7];
+        let (raw, _): (Sample, usize) = bincode::decode_from_slice(long, codec()).unwrap();
+        assert_eq!(raw, msg);
+        assert_eq!(decode_body::<Sample>(long), Err(WireError::InvalidField("non-canonical encoding")));
+        // The length prefix too, and the long forms of wider varints.
+        assert!(decode_body::<Sample>(&[3, 0xfb, 1, 0, 7]).is_err());
+        assert!(decode_body::<Sample>(&[0xfc, 3, 0, 0, 0, 1, 7]).is_err());
+        assert_eq!(decode_body::<Sample>(&[3, 1, 7]), Ok(msg));
     }
 
     #[test]
